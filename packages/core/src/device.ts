@@ -1,0 +1,102 @@
+/**
+ * Finding a WebGPU device on any machine, or failing with an error that says what was tried.
+ *
+ * Order, unless `backend` (or TRANSFUSE_BACKEND) names one: the default adapter (a real GPU, or
+ * Vulkan lavapipe where installed), then Dawn's OpenGL backend in WebGPU compatibility mode
+ * (Mesa llvmpipe, present on most Linux machines). In a browser, `navigator.gpu` is used.
+ */
+
+export type BackendName = 'auto' | 'vulkan' | 'lavapipe' | 'opengl' | 'browser';
+
+export interface DeviceOptions {
+  /** Which adapter to use; default `process.env.TRANSFUSE_BACKEND` or 'auto'. */
+  backend?: BackendName;
+  powerPreference?: GPUPowerPreference;
+}
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  /** Which path found the adapter, e.g. 'vulkan (system driver)', 'vulkan (lavapipe)', 'opengl (compatibility)'. */
+  backend: string;
+  /** True in WebGPU compatibility mode (smaller limits). */
+  compatibility: boolean;
+  /** The object returned by `webgpu.create()`: Dawn aborts if it is garbage-collected while the device lives. */
+  gpu: GPU;
+}
+
+export const NO_ADAPTER_HELP = `How to get a WebGPU adapter:
+  - Linux (Debian/Ubuntu): run \`npm run setup\` in the Transfuse checkout; it installs libvulkan1 and
+    Mesa's lavapipe into .transfuse/lavapipe. Or install Mesa (llvmpipe) so that OpenGL works
+    (apt-get install libegl1 libgl1-mesa-dri) and set TRANSFUSE_BACKEND=opengl.
+    With a GPU: install its Vulkan driver and the Vulkan loader (libvulkan1).
+  - macOS: Metal is used by default; update macOS if no adapter is found.
+  - Windows: update the GPU driver (D3D12 is used by default).
+  - Any machine: set TRANSFUSE_LAVAPIPE_ICD to an lvp_icd.json, or TRANSFUSE_BACKEND to
+    vulkan|lavapipe|opengl to force one path.`;
+
+export interface Attempt {
+  label: string;
+  outcome: string;
+}
+
+export interface FoundAdapter {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  label: string;
+  compatibility: boolean;
+}
+
+/** Features the kernels can use when the adapter has them. */
+const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+
+/** Acquires an adapter and a device with the adapter's full limits and the optional features present. */
+export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  const requested = (options.backend ?? (isNode ? (process.env.TRANSFUSE_BACKEND as BackendName) : undefined) ?? 'auto') as BackendName;
+  const known: BackendName[] = ['auto', 'vulkan', 'lavapipe', 'opengl', 'browser'];
+  if (!known.includes(requested)) {
+    throw new Error(`Unknown backend '${requested}' (TRANSFUSE_BACKEND or options.backend): use one of ${known.join(', ')}`);
+  }
+  const tried: Attempt[] = [];
+  let found: FoundAdapter | undefined;
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (!isNode || requested === 'browser') {
+    if (nav?.gpu) {
+      const adapter = await nav.gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+      tried.push({ label: 'navigator.gpu', outcome: adapter ? 'found' : 'no adapter' });
+      if (adapter) found = { gpu: nav.gpu, adapter, label: 'navigator.gpu', compatibility: false };
+    } else {
+      tried.push({ label: 'navigator.gpu', outcome: 'absent (WebGPU is not enabled in this browser)' });
+    }
+  } else {
+    const { nodeAdapter } = await import('./node_adapter.js');
+    found = await nodeAdapter(requested, options, tried);
+  }
+  if (!found) {
+    const lines = tried.map((t) => `  - ${t.label}: ${t.outcome}`).join('\n');
+    throw new Error(`No WebGPU adapter found (backend '${requested}'). Tried:\n${lines}\n${NO_ADAPTER_HELP}`);
+  }
+  const { adapter } = found;
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  // Ask for everything the adapter offers: compatibility mode's defaults (128 invocations,
+  // 16 KiB workgroup memory) are lower than what llvmpipe can do.
+  const requiredLimits: Record<string, number> = {};
+  const limits = adapter.limits as unknown as Record<string, number>;
+  for (const key of [
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupSizeZ',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeWorkgroupsPerDimension',
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxStorageBuffersPerShaderStage',
+    'maxUniformBufferBindingSize',
+  ]) {
+    if (typeof limits[key] === 'number') requiredLimits[key] = limits[key];
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  return { device, adapter, backend: found.label, compatibility: found.compatibility, gpu: found.gpu };
+}

@@ -1,0 +1,5 @@
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './layout.js';
+export * from './reduce.js';
+export * from './matmul.js';

@@ -1,0 +1,359 @@
+/**
+ * The runtime owns the device: a buffer pool by size class, the pipeline cache, and one open
+ * command encoder into which every dispatch is recorded. Work is submitted in batches (when the
+ * uniform ring is full, before an upload, or before a readback), never once per op.
+ *
+ * Ordering argument that makes pooling safe without fences: all GPU work goes through one queue
+ * in submission order, so a buffer released in JS and handed to the next op is written only after
+ * every earlier dispatch that read it. The exception is `queue.writeBuffer`, which runs before
+ * the not-yet-submitted encoder: uploads therefore flush the open batch first.
+ */
+import type { Kernel, Params } from '@transfuse/kernels';
+import type { AcquiredDevice } from './device.js';
+
+/** Bytes reserved per dispatch in the uniform ring (WebGPU's minUniformBufferOffsetAlignment is at most 256). */
+const UNIFORM_SLOT = 256;
+/** Dispatches per batch before a submit. */
+const RING_SLOTS = 256;
+
+/** A GPU buffer with a reference count; tensors that are views of each other share one. */
+export class Storage {
+  refs = 1;
+  constructor(
+    readonly buffer: GPUBuffer,
+    /** Bytes in use (the buffer itself may be larger: pool size classes). */
+    readonly bytes: number,
+    private readonly runtime: Runtime,
+  ) {}
+  retain(): this {
+    if (this.refs <= 0) throw new Error('internal: retain of a released storage');
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (--this.refs === 0) this.runtime.pool.release(this.buffer);
+  }
+}
+
+/** Size classes of four steps per octave (at most 25% waste), 256 bytes minimum. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
+    const c = p * step;
+    if (c >= bytes) return c;
+  }
+  return 2 * p;
+}
+
+export interface PoolStats {
+  /** Buffers handed out and not yet released. */
+  liveBuffers: number;
+  liveBytes: number;
+  /** Buffers kept for reuse. */
+  pooledBuffers: number;
+  pooledBytes: number;
+}
+
+/** Free lists of storage buffers keyed by size class. */
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private live = new Set<GPUBuffer>();
+  private stats = { liveBytes: 0, pooledBuffers: 0, pooledBytes: 0 };
+  /** Pooled bytes above this are destroyed instead of kept. */
+  maxPooledBytes = 1 << 30;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly usage: GPUBufferUsageFlags,
+    private readonly onDestroy: (b: GPUBuffer) => void,
+  ) {}
+
+  acquire(bytes: number): GPUBuffer {
+    const size = sizeClass(bytes);
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) {
+      this.stats.pooledBuffers--;
+      this.stats.pooledBytes -= size;
+    } else {
+      buf = this.device.createBuffer({ size, usage: this.usage });
+    }
+    this.live.add(buf);
+    this.stats.liveBytes += size;
+    return buf;
+  }
+
+  release(buf: GPUBuffer): void {
+    if (!this.live.delete(buf)) throw new Error('internal: buffer released twice');
+    this.stats.liveBytes -= buf.size;
+    if (this.stats.pooledBytes + buf.size > this.maxPooledBytes) {
+      this.onDestroy(buf);
+      return;
+    }
+    let list = this.free.get(buf.size);
+    if (!list) this.free.set(buf.size, (list = []));
+    list.push(buf);
+    this.stats.pooledBuffers++;
+    this.stats.pooledBytes += buf.size;
+  }
+
+  /** Destroys every pooled buffer (after pending work is submitted). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) this.onDestroy(b);
+    this.free.clear();
+    this.stats.pooledBuffers = 0;
+    this.stats.pooledBytes = 0;
+  }
+
+  getStats(): PoolStats {
+    return { liveBuffers: this.live.size, ...this.stats };
+  }
+}
+
+export interface DispatchArgs {
+  /** What the user called, for error messages ('matmul', 'add', ...). */
+  op: string;
+  params?: Params;
+  inputs: Storage[];
+  outputs: Storage[];
+  workgroups: [number, number?, number?];
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly limits: GPUSupportedLimits;
+  readonly features: ReadonlySet<string>;
+  readonly pool: BufferPool;
+  private readonly staging: BufferPool;
+  private readonly pipelines = new Map<Kernel, CachedPipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly ring: GPUBuffer;
+  private readonly ringData = new ArrayBuffer(UNIFORM_SLOT * RING_SLOTS);
+  private readonly ringView = new DataView(this.ringData);
+  private ringUsed = 0;
+  /** Ops recorded in the open batch, named in errors. */
+  private batchOps: string[] = [];
+  private toDestroy: GPUBuffer[] = [];
+  private error: Error | null = null;
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  /** Submit after every dispatch so an error names exactly one op (TRANSFUSE_SYNC=1). */
+  syncEachOp: boolean;
+  /** Fill every newly acquired output with NaN so tests catch elements a kernel never writes. */
+  poisonOutputs = false;
+  /** Counters for benchmarks and tests. */
+  readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
+
+  constructor(readonly acquired: AcquiredDevice) {
+    const device = (this.device = acquired.device);
+    this.limits = device.limits;
+    this.features = new Set([...device.features] as string[]);
+    const destroy = (b: GPUBuffer) => this.toDestroy.push(b);
+    this.pool = new BufferPool(device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, destroy);
+    this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, destroy);
+    this.ring = device.createBuffer({ size: this.ringData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.syncEachOp = typeof process !== 'undefined' && process.env?.TRANSFUSE_SYNC === '1';
+    device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.error ??= new Error(`WebGPU error outside any op: ${e.message}`);
+    });
+  }
+
+  /** Throws the first asynchronous GPU error, or device loss, seen so far. */
+  checkHealthy(): void {
+    if (this.lostInfo) {
+      throw new Error(`WebGPU device lost (${this.lostInfo.reason}): ${this.lostInfo.message}. Re-run init() to get a new device.`);
+    }
+    if (this.error) {
+      const e = this.error;
+      this.error = null;
+      throw e;
+    }
+  }
+
+  /** A storage buffer for `bytes` bytes, checked against the adapter's limits. */
+  alloc(bytes: number, what: string): Storage {
+    this.checkHealthy();
+    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    if (bytes > max) {
+      throw new Error(
+        `${what} needs ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize (${max} bytes); ` +
+          `split the work into smaller tensors`,
+      );
+    }
+    const s = new Storage(this.pool.acquire(Math.max(bytes, 4)), bytes, this);
+    if (this.poisonOutputs) this.fillNaN(s);
+    return s;
+  }
+
+  private fillNaN(s: Storage): void {
+    this.flush();
+    const words = new Uint32Array(s.buffer.size / 4).fill(0x7fc00000);
+    this.device.queue.writeBuffer(s.buffer, 0, words);
+  }
+
+  /** Copies `data` into the buffer; flushes first so earlier recorded work sees the old contents. */
+  upload(s: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    this.checkHealthy();
+    this.flush();
+    const bytes = data.byteLength;
+    // writeBuffer needs a multiple of 4 bytes.
+    if (bytes % 4 !== 0) throw new Error(`internal: upload of ${bytes} bytes is not a multiple of 4`);
+    this.device.queue.writeBuffer(s.buffer, byteOffset, data.buffer, data.byteOffset, bytes);
+  }
+
+  private pipelineFor(k: Kernel, op: string): CachedPipeline {
+    let p = this.pipelines.get(k);
+    if (p) return p;
+    for (const f of k.features) {
+      if (!this.features.has(f)) throw new Error(`${op}: kernel '${k.name}' needs the '${f}' feature, which this adapter lacks`);
+    }
+    const [x, y, z] = k.workgroupSize;
+    const L = this.limits;
+    if (x * y * z > L.maxComputeInvocationsPerWorkgroup || x > L.maxComputeWorkgroupSizeX || y > L.maxComputeWorkgroupSizeY) {
+      throw new Error(
+        `${op}: kernel '${k.name}' uses workgroup ${x}x${y}x${z}, over this adapter's limit of ` +
+          `${L.maxComputeInvocationsPerWorkgroup} invocations (${L.maxComputeWorkgroupSizeX}x${L.maxComputeWorkgroupSizeY})`,
+      );
+    }
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code: k.wgsl, label: k.name });
+    const layout = this.device.createBindGroupLayout({ entries: k.layout as GPUBindGroupLayoutEntry[], label: k.name });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+      label: k.name,
+    });
+    this.device.popErrorScope().then((e) => {
+      if (e) this.error ??= new Error(`${op}: kernel '${k.name}' failed to compile: ${e.message}`);
+    });
+    p = { pipeline, layout };
+    this.pipelines.set(k, p);
+    return p;
+  }
+
+  /** Records one dispatch into the open batch. */
+  dispatch(k: Kernel, a: DispatchArgs): void {
+    this.checkHealthy();
+    if (a.inputs.length !== k.inputs.length || a.outputs.length !== k.outputs.length) {
+      throw new Error(
+        `internal: ${a.op}: kernel '${k.name}' takes ${k.inputs.length} inputs and ${k.outputs.length} outputs, ` +
+          `got ${a.inputs.length} and ${a.outputs.length}`,
+      );
+    }
+    const [wx, wy = 1, wz = 1] = a.workgroups;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (wx > maxWg || wy > maxWg || wz > maxWg) {
+      throw new Error(`${a.op}: ${wx}x${wy}x${wz} workgroups exceed this adapter's limit of ${maxWg} per dimension`);
+    }
+    if (wx === 0 || wy === 0 || wz === 0) return;
+    const { pipeline, layout } = this.pipelineFor(k, a.op);
+    if (k.uniformSize > UNIFORM_SLOT) throw new Error(`internal: kernel '${k.name}' uniform of ${k.uniformSize} bytes > ${UNIFORM_SLOT}`);
+    if (this.ringUsed === RING_SLOTS) this.flush();
+    if (!this.encoder) this.begin();
+    const entries: GPUBindGroupEntry[] = [];
+    if (k.uniformSize > 0) {
+      const offset = this.ringUsed * UNIFORM_SLOT;
+      k.packParams(a.params ?? {}, this.ringView, offset);
+      entries.push({ binding: 0, resource: { buffer: this.ring, offset, size: k.uniformSize } });
+      this.ringUsed++;
+    }
+    for (const s of [...a.inputs, ...a.outputs]) {
+      // Bind what the tensor uses (rounded to 16 bytes for vec4 kernels), not the whole size class.
+      const size = Math.min(s.buffer.size, Math.max(16, Math.ceil(s.bytes / 16) * 16));
+      entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size } });
+    }
+    const group = this.device.createBindGroup({ layout, entries });
+    this.pass!.setPipeline(pipeline);
+    this.pass!.setBindGroup(0, group);
+    this.pass!.dispatchWorkgroups(wx, wy, wz);
+    this.batchOps.push(a.op);
+    this.counters.dispatches++;
+    if (this.syncEachOp) this.flush();
+  }
+
+  private begin(): void {
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    this.encoder = this.device.createCommandEncoder();
+    this.pass = this.encoder.beginComputePass();
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (!this.encoder) this.begin();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.encoder!;
+  }
+
+  /** Submits the open batch (if any). */
+  flush(): void {
+    if (!this.encoder) return;
+    const encoder = this.endPass();
+    if (this.ringUsed > 0) this.device.queue.writeBuffer(this.ring, 0, this.ringData, 0, this.ringUsed * UNIFORM_SLOT);
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.submits++;
+    const ops = this.batchOps;
+    const report = (kind: string) => (e: GPUError | null) => {
+      if (!e) return;
+      const names = [...new Set(ops)].join(', ');
+      this.error ??= new Error(`WebGPU ${kind} error in a batch of ops [${names}]: ${e.message} (set TRANSFUSE_SYNC=1 to name the exact op)`);
+    };
+    this.device.popErrorScope().then(report('out-of-memory'));
+    this.device.popErrorScope().then(report('validation'));
+    this.encoder = null;
+    this.ringUsed = 0;
+    this.batchOps = [];
+    for (const b of this.toDestroy) b.destroy();
+    this.toDestroy = [];
+  }
+
+  /** Reads `bytes` bytes of a storage buffer back to the CPU. */
+  async read(s: Storage, bytes = s.bytes, byteOffset = 0): Promise<ArrayBuffer> {
+    this.checkHealthy();
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.staging.acquire(size);
+    const encoder = this.endPass();
+    encoder.copyBufferToBuffer(s.buffer, byteOffset, staging, 0, size);
+    this.batchOps.push('readback');
+    this.flush();
+    this.counters.readbacks++;
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+    } catch (e) {
+      this.checkHealthy();
+      throw new Error(`readback failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.staging.release(staging);
+    this.checkHealthy();
+    return out;
+  }
+
+  /** Resolves when the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkHealthy();
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.trim();
+    this.staging.trim();
+    this.flush();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,5 @@
+export * from './registry.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './matmul.js';
+export * from './random.js';
