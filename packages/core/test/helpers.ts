@@ -9,10 +9,11 @@ import { init, runtime, shutdown, type Tensor } from '@transfuse/core';
  * Opens the device in beforeAll (a missing adapter fails the file with the how-to-fix message,
  * never a skip) and turns on output poisoning so unwritten elements show up as NaN.
  */
-export function useGpu(): void {
+export function useGpu(opts: { poison?: boolean } = {}): void {
   beforeAll(async () => {
     await init();
-    runtime().poisonOutputs = true;
+    // Poisoning costs a submit per allocation: kernel tests want it, long training loops do not.
+    runtime().poisonOutputs = opts.poison ?? true;
   });
   afterAll(() => shutdown());
 }

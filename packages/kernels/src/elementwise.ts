@@ -85,8 +85,8 @@ export const BINARY = {
 } as const;
 export type BinaryOp = keyof typeof BINARY;
 
-/** Helper functions any map expression may call; generic over T. */
-const PRELUDE = `
+/** Helper functions any map expression may call; generic over T (the matmul epilogue uses them too). */
+export const PRELUDE = `
 fn erf_(x: T) -> T {
   // Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7.
   let s = sign(x);
@@ -380,7 +380,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = i / (u.inner * u.k);
   let r = index[j];
   if (r < 0 || u32(r) >= u.rows) {
-    y_out[i] = bitcast<f32>(0x7fc00000u);
+    // NaN built from a uniform: a constant NaN is a WGSL compile error (pad0 is always 0).
+    y_out[i] = bitcast<f32>(u.pad0 | 0x7fc00000u);
     return;
   }
   y_out[i] = table[(o * u.rows + u32(r)) * u.inner + inner];

@@ -11,7 +11,7 @@ import {
   MAX_RANK,
   scatterStridedKernel,
 } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
 import { collapse, fmt, normAxes, normAxis, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -244,4 +244,28 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const f = (d: DType) => (d === 'int32' ? 'i32' : 'f32');
   run1d(castKernel(f(x.dtype), f(dtype)), op, x.size, [x], [y], { n: x.size });
   return y;
+}
+
+/**
+ * Overwrites `dst` with the values of `src` (same shape and dtype), in place on the GPU: the one
+ * mutating op, for parameter updates. Not recorded; refused while recording gradients of `dst`.
+ */
+export function assign(dst: Tensor, src: Tensor): void {
+  const op = 'assign';
+  expectTensors(op, null, dst, src);
+  if (dst.shape.join() !== src.shape.join() || dst.dtype !== src.dtype) {
+    throw new Error(`${op}: destination ${dst.dtype} ${fmt(dst.shape)} and source ${src.dtype} ${fmt(src.shape)} differ`);
+  }
+  if (isGradEnabled() && dst.requiresGrad) {
+    throw new Error(`${op}: in-place update of a tensor that requires grad ${fmt(dst.shape)}; wrap the update in noGrad()`);
+  }
+  // Views share storage: nothing to copy (and one buffer cannot be bound for read and write).
+  if (dst.size === 0 || dst.storageFor(op) === src.storageFor(op)) return;
+  run1d(gatherStridedKernel(), op, src.size, [src], [dst], {
+    n: src.size,
+    rank: 1,
+    offset: 0,
+    shape: pack([src.size]),
+    sx: pack([1]),
+  });
 }

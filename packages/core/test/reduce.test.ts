@@ -1,0 +1,113 @@
+import { describe, expect, test } from 'vitest';
+import * as T from '@transfuse/core';
+import { tensor } from '@transfuse/core';
+import { expectClose, f32, freshSeed, randomArray, seededRandom, useGpu, values } from './helpers.js';
+import * as ref from './reference.js';
+
+useGpu();
+
+/** Shapes and axis sets: adjacent axes (no copy), non-adjacent (permuted), all, size-1 axes, long rows. */
+const CASES: { shape: number[]; axes?: number[] }[] = [
+  { shape: [7] },
+  { shape: [1] },
+  { shape: [3, 5, 7], axes: [2] },
+  { shape: [3, 5, 7], axes: [1] },
+  { shape: [3, 5, 7], axes: [0] },
+  { shape: [3, 5, 7], axes: [0, 2] },
+  { shape: [3, 5, 7], axes: [1, 2] },
+  { shape: [3, 5, 7] },
+  { shape: [2, 1, 33, 1], axes: [0, 2] },
+  { shape: [3, 10007], axes: [1] },
+  { shape: [100003] },
+  { shape: [1000, 3], axes: [0] },
+];
+
+// Sums in float32 over n terms: error grows about like sqrt(n) ulp.
+const tolFor = (n: number) => ({ rtol: 1e-5, atol: 2e-7 * Math.sqrt(n) * 4 });
+
+describe('reductions against float64 references', () => {
+  for (const { shape, axes } of CASES) {
+    const label = `${JSON.stringify(shape)} axes ${JSON.stringify(axes ?? 'all')}`;
+    test(label, async () => {
+      const seed = freshSeed();
+      const rng = seededRandom(seed);
+      const a = { data: f32(randomArray(ref.size(shape), rng, -2, 2)), shape };
+      const x = tensor(Float32Array.from(a.data), shape);
+      const ax = axes ?? shape.map((_, i) => i);
+      const n = ref.size(ax.map((i) => shape[i]));
+      const what = `${label} seed=${seed}`;
+      for (const keepdims of [false, true]) {
+        const sum = ref.reduce(a, ax, 0, (acc, v) => acc + v);
+        const outShape = keepdims ? sum.keptShape : shape.filter((_, i) => !ax.includes(i));
+        const s = T.sum(x, axes, keepdims);
+        expect(s.shape).toEqual(outShape);
+        expectClose(await values(s), sum.data, tolFor(n), `sum ${what}`);
+        expectClose(await values(T.mean(x, axes, keepdims)), sum.data.map((v) => v / n), tolFor(n), `mean ${what}`);
+      }
+      const mx = ref.reduce(a, ax, -Infinity, (acc, v) => Math.max(acc, v));
+      expectClose(await values(T.max(x, axes)), mx.data, { rtol: 0, atol: 0 }, `max ${what}`);
+      const mn = ref.reduce(a, ax, Infinity, (acc, v) => Math.min(acc, v));
+      expectClose(await values(T.min(x, axes)), mn.data, { rtol: 0, atol: 0 }, `min ${what}`);
+      if (n > 1) {
+        const mean = ref.reduce(a, ax, 0, (acc, v) => acc + v, (s, k) => s / k);
+        // Two-pass reference variance.
+        const dev = { data: new Float64Array(a.data.length), shape };
+        const ks = ref.strides(mean.keptShape);
+        for (let i = 0; i < a.data.length; i++) {
+          const c = ref.coords(i, shape);
+          let o = 0;
+          c.forEach((v, d) => (o += ax.includes(d) ? 0 : v * ks[d]));
+          dev.data[i] = (a.data[i] - mean.data[o]) ** 2;
+        }
+        const v = ref.reduce(dev, ax, 0, (acc, w) => acc + w, (s, k) => s / (k - 1));
+        expectClose(await values(T.variance(x, axes, false, 1)), v.data, tolFor(n), `var ${what}`);
+      }
+    });
+  }
+
+  test('argmax and argmin pick the first extremum along an axis', async () => {
+    const seed = freshSeed();
+    const rng = seededRandom(seed);
+    for (const [shape, axis] of [[[3, 5, 7], 1], [[4, 1000], 1], [[33, 6], 0], [[9], 0]] as [number[], number][]) {
+      // Integers in a small range create ties; the reference keeps the first index.
+      const data = Float64Array.from({ length: ref.size(shape) }, () => Math.floor(rng(0, 4)));
+      const x = tensor(Float32Array.from(data), shape);
+      for (const [fn, better] of [[T.argmax, (v: number, b: number) => v > b], [T.argmin, (v: number, b: number) => v < b]] as const) {
+        const want = ref.reduce({ data: Float64Array.from(data.map((_, i) => i)), shape }, [axis], -1, (acc, flat) => {
+          const v = data[flat];
+          return acc < 0 || better(v, data[acc]) ? flat : acc;
+        });
+        const got = await fn(x, axis).data();
+        expect(got).toBeInstanceOf(Int32Array);
+        const expected = Array.from(want.data, (flat) => ref.coords(flat, shape)[axis]);
+        expect(Array.from(got), `seed=${seed} ${JSON.stringify(shape)} axis ${axis}`).toEqual(expected);
+      }
+    }
+  });
+
+  test('softmax, logSoftmax and logsumexp are stable for large inputs', async () => {
+    const seed = freshSeed();
+    const rng = seededRandom(seed);
+    for (const [shape, axis] of [[[3, 7], -1], [[4, 5, 6], 1], [[2, 1000], 1]] as [number[], number][]) {
+      const data = f32(randomArray(ref.size(shape), rng, -50, 50));
+      const a = { data, shape };
+      const x = tensor(Float32Array.from(data), shape);
+      const ax = axis < 0 ? shape.length + axis : axis;
+      const rowMax = ref.reduce(a, [ax], -Infinity, (acc, v) => Math.max(acc, v));
+      const ks = ref.strides(rowMax.keptShape);
+      const outIdx = (i: number) => {
+        const c = ref.coords(i, shape);
+        let o = 0;
+        c.forEach((v, d) => (o += d === ax ? 0 : v * ks[d]));
+        return o;
+      };
+      const sumExp = new Float64Array(rowMax.data.length);
+      for (let i = 0; i < data.length; i++) sumExp[outIdx(i)] += Math.exp(data[i] - rowMax.data[outIdx(i)]);
+      const logZ = rowMax.data.map((m, o) => m + Math.log(sumExp[o]));
+      const what = `${JSON.stringify(shape)} axis ${axis} seed=${seed}`;
+      expectClose(await values(T.softmax(x, axis)), data.map((v, i) => Math.exp(v - logZ[outIdx(i)])), { rtol: 1e-5, atol: 1e-7 }, `softmax ${what}`);
+      expectClose(await values(T.logSoftmax(x, axis)), data.map((v, i) => v - logZ[outIdx(i)]), { rtol: 1e-5, atol: 1e-5 }, `logSoftmax ${what}`);
+      expectClose(await values(T.logsumexp(x, axis)), logZ, { rtol: 1e-6, atol: 1e-5 }, `logsumexp ${what}`);
+    }
+  });
+});
