@@ -1,0 +1,97 @@
+/**
+ * Reverse-process samplers: DDPM ancestral sampling and DDIM (any step count, eta), with
+ * optional x0 clipping and classifier-free guidance. Per-step coefficients are float64 numbers
+ * on the CPU (every sample in a batch shares t), so a step uploads nothing.
+ */
+import { add, clamp, deriveSeed, mul, noGrad, randn, sub, tidy, type Tensor } from '@transfuse/core';
+import { leadingTimesteps, type NoiseSchedule } from './schedule.js';
+
+/** What the network predicts: the noise ε, or v = √ᾱ ε - √(1-ᾱ) x0. */
+export type Prediction = 'epsilon' | 'v';
+
+/** A denoiser: its prediction for a batch x at integer timestep t (the same for the whole batch). */
+export type Denoiser = (x: Tensor, t: number) => Tensor;
+
+export interface SamplerOptions {
+  sampler?: 'ddpm' | 'ddim';
+  /** Number of reverse steps (default: T for DDPM, 50 for DDIM), leading spacing. */
+  steps?: number;
+  /** DDIM noise: 0 is deterministic, 1 matches DDPM's posterior variance. */
+  eta?: number;
+  /** Clip the x0 estimate to [-1, 1] (images in [-1, 1]). */
+  clipSample?: boolean;
+  prediction?: Prediction;
+  /** Seed of the initial noise and of every step's noise. */
+  seed?: number;
+}
+
+/** One reverse step from t to prev (prev = -1: to the clean sample), given the network output. */
+export function reverseStep(
+  schedule: NoiseSchedule,
+  x: Tensor,
+  output: Tensor,
+  t: number,
+  prev: number,
+  opts: Required<Omit<SamplerOptions, 'steps' | 'seed'>> & { noiseSeed: number },
+): Tensor {
+  return tidy(() => {
+    const ab = schedule.alphaBar(t);
+    const abPrev = schedule.alphaBar(prev);
+    const [sa, ss] = [Math.sqrt(ab), Math.sqrt(1 - ab)];
+    // x0 and ε estimates from either parameterisation.
+    let x0 = opts.prediction === 'v' ? sub(mul(x, sa), mul(output, ss)) : mul(sub(x, mul(output, ss)), 1 / sa);
+    let eps = opts.prediction === 'v' ? add(mul(x, ss), mul(output, sa)) : output;
+    if (opts.clipSample) {
+      x0 = clamp(x0, -1, 1);
+      eps = mul(sub(x, mul(x0, sa)), 1 / ss);
+    }
+    const noise = () => randn(x.shape, { seed: opts.noiseSeed });
+    if (opts.sampler === 'ddim') {
+      const sigma = prev < 0 ? 0 : opts.eta * Math.sqrt(schedule.posteriorVariance(t, prev));
+      let next = add(mul(x0, Math.sqrt(abPrev)), mul(eps, Math.sqrt(Math.max(0, 1 - abPrev - sigma * sigma))));
+      if (sigma > 0) next = add(next, mul(noise(), sigma));
+      return next;
+    }
+    // DDPM posterior mean of q(x_prev | x_t, x0), then its fixed-small variance.
+    const beta = 1 - ab / abPrev;
+    const mean = add(mul(x0, (Math.sqrt(abPrev) * beta) / (1 - ab)), mul(x, (Math.sqrt(ab / abPrev) * (1 - abPrev)) / (1 - ab)));
+    return prev < 0 ? mean : add(mean, mul(noise(), Math.sqrt(schedule.posteriorVariance(t, prev))));
+  });
+}
+
+/**
+ * Draws one batch of the given shape [B, ...] by running the reverse process from pure noise.
+ * Memory stays flat: each step's temporaries are freed before the next.
+ */
+export function sampleBatch(schedule: NoiseSchedule, model: Denoiser, shape: readonly number[], options: SamplerOptions = {}): Tensor {
+  const sampler = options.sampler ?? 'ddpm';
+  const o = {
+    sampler,
+    eta: options.eta ?? (sampler === 'ddpm' ? 1 : 0),
+    clipSample: options.clipSample ?? true,
+    prediction: options.prediction ?? 'epsilon',
+  } as const;
+  if (!(o.eta >= 0)) throw new Error(`sampler: eta must be >= 0, got ${o.eta}`);
+  const seed = options.seed ?? 0;
+  const ts = leadingTimesteps(schedule.steps, options.steps ?? (sampler === 'ddpm' ? schedule.steps : 50));
+  return noGrad(() => {
+    let x = randn(shape, { seed: deriveSeed(seed, 0) });
+    ts.forEach((t, i) => {
+      const prev = i + 1 < ts.length ? ts[i + 1] : -1;
+      const next = tidy(() => reverseStep(schedule, x, model(x, t), t, prev, { ...o, noiseSeed: deriveSeed(seed, i + 1) }));
+      x.dispose();
+      x = next;
+    });
+    return x;
+  });
+}
+
+/** Classifier-free guidance: ε = ε_uncond + w (ε_cond - ε_uncond), from a model run on both. */
+export function guided(cond: Denoiser, uncond: Denoiser, scale: number): Denoiser {
+  return (x, t) =>
+    tidy(() => {
+      const c = cond(x, t);
+      const u = uncond(x, t);
+      return add(u, mul(sub(c, u), scale));
+    });
+}
