@@ -1,2 +1,3 @@
 export * from './schedule.js';
 export * from './sampler.js';
+export * from './unet.js';
