@@ -12,3 +12,6 @@ export { Runtime, BufferPool, Storage, sizeClass, type PoolStats } from './runti
 export { noGrad, isGradEnabled, tidy, keep, type BackwardOptions } from './autograd.js';
 export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';
+export * from './nn/index.js';
+export * from './optim/index.js';
+export * from './train/index.js';

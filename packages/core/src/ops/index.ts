@@ -3,3 +3,5 @@ export * from './elementwise.js';
 export * from './layout.js';
 export * from './reduce.js';
 export * from './matmul.js';
+export * from './conv.js';
+export * from './norm.js';

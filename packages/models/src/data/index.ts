@@ -8,3 +8,4 @@ export { padImages, resizeImages, toSigned, toUnit } from './preprocess.js';
 export type { ResizeMode } from './preprocess.js';
 export { createRng, permutation, shuffleInPlace } from './prng.js';
 export type { Rng } from './prng.js';
+export * from './digits.js';

@@ -52,9 +52,15 @@ function nonBlankLines(text: string): { line: string; lineNo: number }[] {
 
 const WHITESPACE = /\s+/;
 
+/** The file's text (gunzipped if needed); latin1 maps bytes 1:1, so odd bytes cannot throw. */
+function readText(path: string): string {
+  const bytes = readMaybeGzipped(path);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
 /** Parses one ESL `zip.*` file (gzip or plain text) into 16x16 images in [0, 1]. */
 export function loadEslDigits(path: string): DigitImages {
-  const lines = nonBlankLines(Buffer.from(readMaybeGzipped(path)).toString('latin1'));
+  const lines = nonBlankLines(readText(path));
   if (lines.length === 0) throw new DataFileError(path, 'contains no samples (empty file)');
   const n = lines.length;
   const images = new Float32Array(n * USPS_PIXELS);
@@ -157,7 +163,7 @@ export function loadLibsvm(path: string, options: LibsvmOptions): LibsvmData {
   };
   const { dim } = resolved;
   if (!Number.isInteger(dim) || dim <= 0) throw new Error(`loadLibsvm: dim must be a positive integer, got ${dim}`);
-  const lines = nonBlankLines(Buffer.from(readMaybeGzipped(path)).toString('latin1'));
+  const lines = nonBlankLines(readText(path));
   if (lines.length === 0) throw new DataFileError(path, 'contains no samples (empty file)');
   const n = lines.length;
   const features = new Float32Array(n * dim);

@@ -1,0 +1,77 @@
+/** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
+import { grid, groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
+import { record } from '../autograd.js';
+import { runtime } from '../engine.js';
+import { fmt, sizeOf } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { full, zeros } from './creation.js';
+import { empty, expectTensors } from './util.js';
+
+/**
+ * torch.nn.functional.group_norm: x [N, C, ...] normalised over each group of C / numGroups
+ * channels and all spatial positions, then y · weight[c] + bias[c] when they are given.
+ */
+export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  const op = 'groupNorm';
+  expectTensors(op, 'float32', x);
+  if (x.rank < 2) throw new Error(`${op}: expected input [N, C, ...], got ${fmt(x.shape)}`);
+  const [n, c] = x.shape;
+  if (!Number.isInteger(numGroups) || numGroups < 1 || c % numGroups !== 0) {
+    throw new Error(`${op}: ${c} channels of input ${fmt(x.shape)} do not split into ${numGroups} groups`);
+  }
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (!t) continue;
+    expectTensors(op, 'float32', t);
+    if (t.rank !== 1 || t.size !== c) throw new Error(`${op}: ${name} must be [${c}] for input ${fmt(x.shape)}, got ${fmt(t.shape)}`);
+  }
+  if (!(eps > 0)) throw new Error(`${op}: eps must be positive, got ${eps}`);
+  const spatial = sizeOf(x.shape.slice(2));
+  const rows = n * numGroups;
+  const len = (c / numGroups) * spatial;
+  const y = empty(x.shape, 'float32', op);
+  const stats = empty([rows, 2], 'float32', op);
+  if (x.size === 0) return y;
+  const rt = runtime();
+  // A missing weight or bias is a constant 1 or 0 (one kernel serves every case).
+  const affine = weight !== null || bias !== null;
+  const gamma = weight ?? (affine ? full([c], 1) : zeros([1]));
+  const beta = bias ?? (affine ? zeros([c]) : zeros([1]));
+  const g = grid(rows, 1, rt.limits.maxComputeWorkgroupsPerDimension);
+  const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.workgroups[0] };
+  rt.dispatch(groupNormForwardKernel(), {
+    op,
+    params: { ...common, eps, affine: affine ? 1 : 0 },
+    inputs: [x.storageFor(op), gamma.storageFor(op), beta.storageFor(op)],
+    outputs: [y.storageFor(op), stats.storageFor(op)],
+    workgroups: g.workgroups,
+  });
+  const out = record(op, [x, gamma, beta], y, (gy, [sx, sstats, sgamma], need) => {
+    const back = `${op} (backward)`;
+    let dx: Tensor | null = null;
+    if (need[0]) {
+      dx = empty(x.shape, 'float32', back);
+      rt.dispatch(groupNormBackwardInputKernel(), {
+        op: back,
+        params: { ...common, affine: affine ? 1 : 0, pad: 0 },
+        inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sstats.storageFor(back)],
+        outputs: [dx.storageFor(back)],
+        workgroups: g.workgroups,
+      });
+    }
+    if (!(need[1] || need[2])) return [dx, null, null];
+    const dw = empty([c], 'float32', back);
+    const db = empty([c], 'float32', back);
+    rt.dispatch(groupNormBackwardAffineKernel(), {
+      op: back,
+      params: { batch: n, channels: c, spatial, channelsPerGroup: c / numGroups, groups: numGroups, pad0: 0, pad1: 0, pad2: 0 },
+      inputs: [sx.storageFor(back), gy.storageFor(back), sstats.storageFor(back)],
+      outputs: [dw.storageFor(back), db.storageFor(back)],
+      workgroups: [c],
+    });
+    return [dx, need[1] ? dw : null, need[2] ? db : null];
+  }, [x, stats, gamma]);
+  stats.dispose();
+  if (!weight) gamma.dispose();
+  if (!bias) beta.dispose();
+  return out;
+}

@@ -1,0 +1,10 @@
+export { ProgressBar, formatDuration, type ProgressOptions, type ProgressInfo, type ProgressStream } from './progress.js';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  findLatestCheckpoint,
+  MODEL_FILE,
+  STATE_FILE,
+  type CheckpointContents,
+  type LoadCheckpointOptions,
+} from './checkpoint.js';

@@ -1,0 +1,161 @@
+/**
+ * Fused group normalisation over [rows, len] views (row = one (sample, group) pair, len = channels
+ * per group × spatial size), with a per-channel affine transform. One workgroup per row keeps the
+ * row in cache across its passes: mean, then variance around it (two passes, stable), then the
+ * normalised output. The backward pass recomputes x̂ from the saved mean and 1/σ.
+ */
+import { kernel, type Kernel } from './registry.js';
+
+export const NORM_WORKGROUP = 64;
+
+const REDUCE_FN = `
+var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;
+// Sum of v over the workgroup, returned to every invocation.
+fn wgSum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${NORM_WORKGROUP / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+`;
+
+/** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c]; stats[row] = (mean, 1/σ). */
+export function groupNormForwardKernel(): Kernel {
+  const wg = NORM_WORKGROUP;
+  return kernel('group_norm_forward', () => ({
+    inputs: ['x_in', 'gamma', 'beta'],
+    outputs: ['y_out', 'stats'],
+    uniform: 'u',
+    wgsl: `
+struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, eps: f32, affine: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+${REDUCE_FN}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * u.gridX;
+  let valid = row < u.rows;
+  let base = row * u.len;
+  var s = 0.0;
+  if (valid) { for (var j = lid; j < u.len; j += ${wg}u) { s += x_in[base + j]; } }
+  let mean = wgSum(s, lid) / f32(u.len);
+  var q = 0.0;
+  if (valid) { for (var j = lid; j < u.len; j += ${wg}u) { let d = x_in[base + j] - mean; q += d * d; } }
+  let rstd = inverseSqrt(wgSum(q, lid) / f32(u.len) + u.eps);
+  if (!valid) { return; }
+  let c0 = (row % u.groups) * u.channelsPerGroup;
+  for (var j = lid; j < u.len; j += ${wg}u) {
+    let c = c0 + j / u.spatial;
+    var v = (x_in[base + j] - mean) * rstd;
+    if (u.affine == 1u) { v = v * gamma[c] + beta[c]; }
+    y_out[base + j] = v;
+  }
+  if (lid == 0u) {
+    stats[2u * row] = mean;
+    stats[2u * row + 1u] = rstd;
+  }
+}`,
+  }));
+}
+
+/**
+ * dx for one row: with gy = g · γ[c] and x̂ = (x - mean) / σ,
+ * dx = (gy - mean(gy) - x̂ · mean(gy · x̂)) / σ.
+ */
+export function groupNormBackwardInputKernel(): Kernel {
+  const wg = NORM_WORKGROUP;
+  return kernel('group_norm_backward_input', () => ({
+    inputs: ['x_in', 'g_in', 'gamma', 'stats'],
+    outputs: ['dx_out'],
+    uniform: 'u',
+    wgsl: `
+struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, affine: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> g_in: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx_out: array<f32>;
+${REDUCE_FN}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * u.gridX;
+  let valid = row < u.rows;
+  let safeRow = min(row, u.rows - 1u);
+  let base = safeRow * u.len;
+  let mean = stats[2u * safeRow];
+  let rstd = stats[2u * safeRow + 1u];
+  let c0 = (safeRow % u.groups) * u.channelsPerGroup;
+  var sg = 0.0;
+  var sgx = 0.0;
+  if (valid) {
+    for (var j = lid; j < u.len; j += ${wg}u) {
+      var gy = g_in[base + j];
+      if (u.affine == 1u) { gy = gy * gamma[c0 + j / u.spatial]; }
+      sg += gy;
+      sgx += gy * (x_in[base + j] - mean) * rstd;
+    }
+  }
+  let n = f32(u.len);
+  let mg = wgSum(sg, lid) / n;
+  let mgx = wgSum(sgx, lid) / n;
+  if (!valid) { return; }
+  for (var j = lid; j < u.len; j += ${wg}u) {
+    var gy = g_in[base + j];
+    if (u.affine == 1u) { gy = gy * gamma[c0 + j / u.spatial]; }
+    let xh = (x_in[base + j] - mean) * rstd;
+    dx_out[base + j] = (gy - mg - xh * mgx) * rstd;
+  }
+}`,
+  }));
+}
+
+/** Per channel c: dγ[c] = Σ_{n, s} g · x̂ and dβ[c] = Σ_{n, s} g (one workgroup per channel). */
+export function groupNormBackwardAffineKernel(): Kernel {
+  const wg = NORM_WORKGROUP;
+  return kernel('group_norm_backward_affine', () => ({
+    inputs: ['x_in', 'g_in', 'stats'],
+    outputs: ['dgamma', 'dbeta'],
+    uniform: 'u',
+    wgsl: `
+struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, groups: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> g_in: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dbeta: array<f32>;
+${REDUCE_FN}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let group = c / u.channelsPerGroup;
+  var sgx = 0.0;
+  var sg = 0.0;
+  let total = u.batch * u.spatial;
+  for (var k = lid; k < total; k += ${wg}u) {
+    let n = k / u.spatial;
+    let idx = (n * u.channels + c) * u.spatial + k % u.spatial;
+    let row = n * u.groups + group;
+    let g = g_in[idx];
+    sg += g;
+    sgx += g * (x_in[idx] - stats[2u * row]) * stats[2u * row + 1u];
+  }
+  let a = wgSum(sgx, lid);
+  let b = wgSum(sg, lid);
+  if (lid == 0u) {
+    dgamma[c] = a;
+    dbeta[c] = b;
+  }
+}`,
+  }));
+}
