@@ -20,4 +20,3 @@ export { GroupNorm, LayerNorm, groupNorm, layerNorm } from './norm.js';
 export { SpatialAttention, type SpatialAttentionOptions } from './attention.js';
 export { timestepEmbedding, crossEntropy, mseLoss, type TimestepEmbeddingOptions, type Reduction } from './functional.js';
 export { kaimingUniform, uniformFanIn, normal, fanIn, deriveSeed, type InitOptions } from './init.js';
-export { copyInto } from './assign.js';

@@ -12,7 +12,7 @@ import { runtime } from '../engine.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import type { NamedArray } from '../io/safetensors.js';
-import { copyInto } from './assign.js';
+import { copyInto } from '../ops/layout.js';
 
 const parameters = new WeakSet<Tensor>();
 

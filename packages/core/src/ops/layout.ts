@@ -251,13 +251,20 @@ export function cast(x: Tensor, dtype: DType): Tensor {
  * mutating op, for parameter updates. Not recorded; refused while recording gradients of `dst`.
  */
 export function assign(dst: Tensor, src: Tensor): void {
-  const op = 'assign';
+  if (isGradEnabled() && dst.requiresGrad) {
+    throw new Error(`assign: in-place update of a tensor that requires grad ${fmt(dst.shape)}; wrap the update in noGrad()`);
+  }
+  copyInto(dst, src, 'assign');
+}
+
+/**
+ * dst ← src bit for bit, keeping dst's identity (parameters, optimizer and EMA state). No autograd
+ * and no grad-mode check: for library code that owns `dst` (loading state, restoring weights).
+ */
+export function copyInto(dst: Tensor, src: Tensor, op: string): void {
   expectTensors(op, null, dst, src);
   if (dst.shape.join() !== src.shape.join() || dst.dtype !== src.dtype) {
-    throw new Error(`${op}: destination ${dst.dtype} ${fmt(dst.shape)} and source ${src.dtype} ${fmt(src.shape)} differ`);
-  }
-  if (isGradEnabled() && dst.requiresGrad) {
-    throw new Error(`${op}: in-place update of a tensor that requires grad ${fmt(dst.shape)}; wrap the update in noGrad()`);
+    throw new Error(`${op}: cannot copy a ${src.dtype} tensor of shape ${fmt(src.shape)} into a ${dst.dtype} one of shape ${fmt(dst.shape)}`);
   }
   // Views share storage: nothing to copy (and one buffer cannot be bound for read and write).
   if (dst.size === 0 || dst.storageFor(op) === src.storageFor(op)) return;

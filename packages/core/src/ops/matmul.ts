@@ -1,22 +1,195 @@
-/** Batched matrix multiplication with NumPy-style batch broadcasting. */
-import { MATMUL_TILE, MATMUL_WG, matmulKernel } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+/**
+ * Matrix products: `matmulRaw` (no autograd, fused epilogue, variant selection), `matmul` with
+ * NumPy-style batch broadcasting, and `linear` (x · wᵀ + b with an optional activation).
+ */
+import {
+  MATMUL_ACTIVATION_CODE,
+  MATMUL_GENERIC,
+  MATMUL_TILED,
+  MATMUL_TILED_SHARED_BYTES,
+  MATMUL_VEC4,
+  matmulGenericKernel,
+  matmulTiledKernel,
+  matmulVec4Kernel,
+  type Kernel,
+  type MatmulActivation,
+  type MatmulGeometry,
+  type MatmulVariant,
+} from '@transfuse/kernels';
+import { isGradEnabled, record } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { sumTo } from './reduce.js';
+import { mapBinary, mapUnary } from './elementwise.js';
 import { reshape } from './layout.js';
+import { sum, sumTo } from './reduce.js';
 import { empty, expectTensors } from './util.js';
 
+export type { MatmulActivation, MatmulVariant } from '@transfuse/kernels';
+
+export interface MatmulOptions {
+  /** Use Aᵀ / Bᵀ (of the last two axes); a choice of strides, never a copy. */
+  transA?: boolean;
+  transB?: boolean;
+  /** Scale of the product, applied before the bias. */
+  alpha?: number;
+  /** Per-column bias of shape [N]. */
+  bias?: Tensor;
+  activation?: MatmulActivation;
+  /** Added after the activation; must have the output's shape. */
+  residual?: Tensor;
+  /** Kernel variant; 'auto' (default) picks by shape and adapter, see `matmulVariantFor`. */
+  variant?: MatmulVariant | 'auto';
+  /** What the user called, for error messages. */
+  op?: string;
+}
+
+/** One product C = op(A) · op(B) over `batch` matrices of M x K and K x N. */
+interface Gemm {
+  a: Tensor;
+  b: Tensor;
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  /** Batch strides in elements (0 broadcasts one matrix). */
+  sab: number;
+  sbb: number;
+  outShape: number[];
+}
+
+/** True for CPU implementations of WebGPU (llvmpipe/lavapipe, SwiftShader, Dawn's fallback). */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  const text = `${info.architecture} ${info.device} ${info.description}`;
+  return Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
+}
+
+/** Why the vec4 variant cannot run this product (its loads must stay 16-byte aligned), or null. */
+function vec4Misfit(M: number, N: number, K: number, transA: boolean, transB: boolean): string | null {
+  if (K % 4 !== 0) return `K = ${K} is not a multiple of 4`;
+  if (transA && M % 4 !== 0) return `M = ${M} is not a multiple of 4 with A transposed`;
+  if (!transB && N % 4 !== 0) return `N = ${N} is not a multiple of 4 with B not transposed`;
+  return null;
+}
+
+/** Why this adapter cannot run the tiled variant, or null. */
+function tiledMisfit(limits: GPUSupportedLimits): string | null {
+  const [x, y] = MATMUL_TILED.workgroup;
+  if (limits.maxComputeInvocationsPerWorkgroup < x * y || limits.maxComputeWorkgroupSizeX < x || limits.maxComputeWorkgroupSizeY < y) {
+    return `it needs ${x}x${y} invocations per workgroup`;
+  }
+  if (limits.maxComputeWorkgroupStorageSize < MATMUL_TILED_SHARED_BYTES) return `it needs ${MATMUL_TILED_SHARED_BYTES} bytes of workgroup memory`;
+  return null;
+}
+
 /**
- * C = op(A) · op(B) over the last two axes, op = transpose when the flag is set; leading axes
- * broadcast. Transposition is a choice of strides in the kernel, never a copy. No autograd.
+ * The variant 'auto' picks. Software adapters: vec4 register blocking whenever its alignment rules
+ * hold (workgroup memory and barriers are slow there), else generic. GPUs: tiled (shared tiles
+ * cut global-memory traffic), else vec4, else generic.
  */
-export function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op = 'matmul', alpha = 1): Tensor {
+export function matmulVariantFor(M: number, N: number, K: number, transA: boolean, transB: boolean): MatmulVariant {
+  const rt = runtime();
+  const vec4 = vec4Misfit(M, N, K, transA, transB) === null;
+  if (isSoftwareAdapter(rt.acquired.adapter.info)) return vec4 ? 'vec4' : 'generic';
+  if (tiledMisfit(rt.limits) === null) return 'tiled';
+  return vec4 ? 'vec4' : 'generic';
+}
+
+function kernelFor(variant: MatmulVariant, g: Gemm, op: string): { k: Kernel; geometry: MatmulGeometry } {
+  switch (variant) {
+    case 'generic':
+      return { k: matmulGenericKernel(), geometry: MATMUL_GENERIC };
+    case 'vec4': {
+      const why = vec4Misfit(g.M, g.N, g.K, g.transA, g.transB);
+      if (why) throw new Error(`${op}: the vec4 matmul variant cannot run ${g.M}x${g.K} · ${g.K}x${g.N}: ${why}`);
+      return { k: matmulVec4Kernel(g.transA, g.transB), geometry: MATMUL_VEC4 };
+    }
+    case 'tiled': {
+      const why = tiledMisfit(runtime().limits);
+      if (why) throw new Error(`${op}: the tiled matmul variant cannot run on this adapter: ${why}`);
+      return { k: matmulTiledKernel(), geometry: MATMUL_TILED };
+    }
+    default:
+      throw new Error(`${op}: unknown matmul variant '${variant as string}' (use auto, generic, vec4 or tiled)`);
+  }
+}
+
+/** Checks the epilogue operands, then records one dispatch. */
+function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
+  const { bias, residual } = opts;
+  const activation = opts.activation ?? 'none';
+  const actCode = MATMUL_ACTIVATION_CODE[activation];
+  if (actCode === undefined) throw new Error(`${op}: unknown activation '${activation as string}' (use none, relu, silu or gelu)`);
+  if (bias) {
+    expectTensors(op, 'float32', bias);
+    if (bias.rank !== 1 || bias.size !== g.N) throw new Error(`${op}: bias must have shape [${g.N}], got ${fmt(bias.shape)}`);
+  }
+  if (residual) {
+    expectTensors(op, 'float32', residual);
+    if (residual.shape.join() !== g.outShape.join()) {
+      throw new Error(`${op}: residual must have the output's shape ${fmt(g.outShape)}, got ${fmt(residual.shape)}`);
+    }
+  }
+  const y = empty(g.outShape, 'float32', op);
+  if (y.size === 0) return y;
+  const rt = runtime();
+  if (g.batch > rt.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(`${op}: batch of ${g.batch} matrices exceeds this adapter's ${rt.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension`);
+  }
+  if (rt.limits.maxStorageBuffersPerShaderStage < 5) {
+    throw new Error(`${op}: matmul needs 5 storage buffers per shader stage; this adapter allows ${rt.limits.maxStorageBuffersPerShaderStage}`);
+  }
+  const requested = opts.variant ?? 'auto';
+  const variant = requested === 'auto' ? matmulVariantFor(g.M, g.N, g.K, g.transA, g.transB) : requested;
+  const { k, geometry } = kernelFor(variant, g, op);
+  const [tm, tn] = geometry.block;
+  const [wx, wy] = geometry.workgroup;
+  // Row-major A is [M, K], transposed [K, M]; B likewise. Strides are in elements.
+  const aCols = g.transA ? g.M : g.K;
+  const bCols = g.transB ? g.K : g.N;
+  const a = g.a.storageFor(op);
+  rt.dispatch(k, {
+    op,
+    params: {
+      M: g.M,
+      N: g.N,
+      K: g.K,
+      sam: g.transA ? 1 : aCols,
+      sak: g.transA ? aCols : 1,
+      sbk: g.transB ? 1 : bCols,
+      sbn: g.transB ? bCols : 1,
+      sab: g.sab,
+      sbb: g.sbb,
+      act: actCode,
+      hasBias: bias ? 1 : 0,
+      hasRes: residual ? 1 : 0,
+      alpha: opts.alpha ?? 1,
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    },
+    // Absent epilogue operands bind A again (never read: the flags are 0).
+    inputs: [a, g.b.storageFor(op), bias ? bias.storageFor(op) : a, residual ? residual.storageFor(op) : a],
+    outputs: [y.storageFor(op)],
+    workgroups: [Math.ceil(g.N / (tn * wx)), Math.ceil(g.M / (tm * wy)), g.batch],
+  });
+  return y;
+}
+
+/**
+ * y = act(alpha · op(A)·op(B) + bias) + residual over the last two axes, op = transpose when the
+ * flag is set; leading axes broadcast (one operand's whole batch, or equal batches). No autograd.
+ */
+export function matmulRaw(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const op = opts.op ?? 'matmul';
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
   expectTensors(op, 'float32', a, b);
   if (a.rank < 2 || b.rank < 2) throw new Error(`${op}: needs tensors of rank >= 2, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
-  const [am, ak] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
-  const [bk, bn] = transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  const [M, ak] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const [bk, N] = transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
   if (ak !== bk) {
     throw new Error(
       `${op}: inner dimensions differ: ${fmt(a.shape)}${transA ? 'ᵀ' : ''} · ${fmt(b.shape)}${transB ? 'ᵀ' : ''} (${ak} vs ${bk})`,
@@ -25,14 +198,10 @@ export function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes(batchA, batchB, op);
-  const nBatch = sizeOf(batch);
-  const y = empty([...batch, am, bn], 'float32', op);
-  if (y.size === 0) return y;
   // Batch stride per operand: 0 when it is broadcast. Only whole-batch broadcasting of one
-  // operand (or equal batches) maps onto a single stride; other patterns are expanded first.
+  // operand (or equal batches) maps onto a single stride.
   const batchStride = (t: Tensor, tb: readonly number[]): number => {
-    const n = sizeOf(tb);
-    if (n === 1) return 0;
+    if (sizeOf(tb) === 1) return 0;
     if (tb.length === batch.length && tb.every((d, i) => d === batch[i])) return t.shape[t.rank - 1] * t.shape[t.rank - 2];
     return -1;
   };
@@ -41,34 +210,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean
   if (sab < 0 || sbb < 0) {
     throw new Error(`${op}: partial batch broadcasting ${fmt(a.shape)} · ${fmt(b.shape)} is not supported; expand the operands first`);
   }
-  const rowsA = a.shape[a.rank - 1];
-  const rowsB = b.shape[b.rank - 1];
-  const rt = runtime();
-  const tile = MATMUL_TILE;
-  const [wx, wy] = MATMUL_WG;
-  const maxZ = rt.limits.maxComputeWorkgroupsPerDimension;
-  if (nBatch > maxZ) throw new Error(`${op}: batch of ${nBatch} matrices exceeds this adapter's ${maxZ} workgroups per dimension`);
-  rt.dispatch(matmulKernel(), {
-    op,
-    params: {
-      M: am,
-      N: bn,
-      K: ak,
-      sam: transA ? 1 : rowsA,
-      sak: transA ? rowsA : 1,
-      sbk: transB ? 1 : rowsB,
-      sbn: transB ? rowsB : 1,
-      sab,
-      sbb,
-      alpha,
-      pad0: 0,
-      pad1: 0,
-    },
-    inputs: [a.storageFor(op), b.storageFor(op)],
-    outputs: [y.storageFor(op)],
-    workgroups: [Math.ceil(bn / (tile * wx)), Math.ceil(am / (tile * wy)), nBatch],
-  });
-  return y;
+  return gemm({ a, b, transA, transB, M, N, K: ak, batch: sizeOf(batch), sab, sbb, outShape: [...batch, M, N] }, opts, op);
 }
 
 /** Matrix product of the last two axes; 1-D operands are treated as a row (a) or column (b). */
@@ -83,11 +225,63 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (a.rank === 1) shape.splice(shape.length - (b.rank === 1 ? 1 : 2), 1);
     return reshape(y, shape);
   }
-  const y = matmulRaw(a, b, false, false);
+  const y = matmulRaw(a, b);
+  const op = 'matmul (backward)';
   return record('matmul', [a, b], y, (g, [sa, sb], need) => [
     // dA = G · Bᵀ, dB = Aᵀ · G, summed over broadcast batch axes.
-    need[0] ? sumTo(matmulRaw(g, sb, false, true, 'matmul (backward)'), a.shape) : null,
-    need[1] ? sumTo(matmulRaw(sa, g, true, false, 'matmul (backward)'), b.shape) : null,
+    need[0] ? sumTo(matmulRaw(g, sb, { transB: true, op }), a.shape) : null,
+    need[1] ? sumTo(matmulRaw(sa, g, { transA: true, op }), b.shape) : null,
   ], [a, b]);
 }
 
+/** Backward of each activation given what the forward saved (pre-activation z, or y for relu). */
+const ACTIVATION_GRAD = { relu: 'reluGrad', silu: 'siluGrad', gelu: 'geluGrad' } as const;
+
+/**
+ * y = act(x · wᵀ + bias) with PyTorch's layout: x [..., in], w [out, in], bias [out], y [..., out].
+ * w is read transposed in place and the leading axes of x are one row dimension, so nothing is
+ * copied. With autograd, relu is fused and its gradient taken from y; silu and gelu need the
+ * pre-activation, so training runs them as a separate pass (inference stays fused).
+ */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: MatmulActivation = 'none'): Tensor {
+  const op = 'linear';
+  expectTensors(op, 'float32', x, w);
+  if (bias) expectTensors(op, 'float32', bias);
+  if (w.rank !== 2) throw new Error(`${op}: weight must be [out, in], got ${fmt(w.shape)}`);
+  if (x.rank < 1) throw new Error(`${op}: input must have rank >= 1, got a scalar`);
+  const [outF, inF] = w.shape;
+  if (x.shape[x.rank - 1] !== inF) {
+    throw new Error(`${op}: input ${fmt(x.shape)} has ${x.shape[x.rank - 1]} features but weight ${fmt(w.shape)} expects ${inF}`);
+  }
+  if (!(activation in MATMUL_ACTIVATION_CODE)) throw new Error(`${op}: unknown activation '${activation}' (use none, relu, silu or gelu)`);
+  const lead = x.shape.slice(0, -1);
+  const rows = sizeOf(lead);
+  const forward = (act: MatmulActivation): Tensor =>
+    gemm(
+      { a: x, b: w, transA: false, transB: true, M: rows, N: outF, K: inF, batch: 1, sab: 0, sbb: 0, outShape: [...lead, outF] },
+      { bias: bias ?? undefined, activation: act },
+      op,
+    );
+  const inputs = bias ? [x, w, bias] : [x, w];
+  const training = isGradEnabled() && inputs.some((t) => t.requiresGrad);
+  const separateAct = training && (activation === 'silu' || activation === 'gelu') ? activation : null;
+  const z = separateAct ? forward('none') : null;
+  const y = z && separateAct ? mapUnary(separateAct, z, 0, 0, op) : forward(activation);
+  // What the activation's backward reads: z for silu/gelu, y for relu.
+  const actSaved = z ?? (activation === 'relu' ? y : null);
+  const out = record(op, inputs, y, (g, saved, need) => {
+    const [sx, sw, sAct] = [saved[0], saved[1], saved[2]];
+    const gz = activation === 'none' ? g : mapBinary(ACTIVATION_GRAD[activation], sAct, g, `${op} (backward)`);
+    const bop = `${op} (backward)`;
+    const geom = (a: Tensor, b: Tensor, transA: boolean, M: number, N: number, K: number, outShape: number[]): Gemm =>
+      ({ a, b, transA, transB: false, M, N, K, batch: 1, sab: 0, sbb: 0, outShape });
+    return [
+      // dx = gz · w; dw = gzᵀ · x over all rows; db = Σ_rows gz.
+      need[0] ? gemm(geom(gz, sw, false, rows, inF, outF, [...x.shape]), {}, bop) : null,
+      need[1] ? gemm(geom(gz, sx, true, outF, inF, rows, [outF, inF]), {}, bop) : null,
+      need[2] ? (lead.length > 0 ? sum(gz, [...lead.keys()]) : gz) : null,
+    ];
+  }, actSaved ? [x, w, actSaved] : [x, w]);
+  z?.dispose();
+  return out;
+}

@@ -8,7 +8,7 @@ import { runtime } from '../engine.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { empty, run1d } from '../ops/util.js';
-import { copyInto } from '../nn/assign.js';
+import { copyInto } from '../ops/layout.js';
 import type { Module, StateEntry } from '../nn/module.js';
 
 /** A decay, or a function of the number of updates made before this one (0, 1, ...). */

@@ -11,7 +11,7 @@ import { Tensor } from '../tensor.js';
 import { zeros } from '../ops/index.js';
 import { empty, run1d } from '../ops/util.js';
 import type { Kernel, Params } from '@transfuse/kernels';
-import { copyInto } from '../nn/assign.js';
+import { copyInto } from '../ops/layout.js';
 import type { StateEntry } from '../nn/module.js';
 
 /** Multiplies the loss before backward; optimizers divide gradients by `scale` inside their kernel. */

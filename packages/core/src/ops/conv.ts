@@ -1,0 +1,391 @@
+/**
+ * 2-D convolution (NCHW) with groups, stride, padding and dilation; nearest upsampling and
+ * average pooling. Each has its backward rule; the kernels are in @transfuse/kernels' conv.ts.
+ */
+import {
+  convKernel,
+  convRowKernel,
+  convWeightGradRowKernel,
+  convWeightGradKernel,
+  grid,
+  poolSpreadKernel,
+  poolSumKernel,
+  type ConvBlocking,
+  type ConvWeightGradBlocking,
+  type Kernel,
+} from '@transfuse/kernels';
+import { record } from '../autograd.js';
+import { runtime } from '../engine.js';
+import { fmt } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { reshape } from './layout.js';
+import { sum } from './reduce.js';
+import { empty, expectTensors, run1d } from './util.js';
+
+export interface Conv2dOptions {
+  /** Step between output pixels, [y, x] or one number for both (default 1). */
+  stride?: number | [number, number];
+  /** Zeros added on each side, [y, x] or one number (default 0). */
+  padding?: number | [number, number];
+  /** Spacing between kernel taps, [y, x] or one number (default 1). */
+  dilation?: number | [number, number];
+  /** Channel groups: input and output channels split into `groups` independent convolutions (default 1). */
+  groups?: number;
+}
+
+type Pair = [number, number];
+
+interface ConvGeometry {
+  n: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  groups: number;
+  /** Input and output channels per group. */
+  cig: number;
+  cog: number;
+  stride: Pair;
+  padding: Pair;
+  dilation: Pair;
+  ho: number;
+  wo: number;
+}
+
+const CONV_BLOCK: ConvBlocking = JSON.parse(process.env.CONV_BLOCK ?? '{"tco":4,"tpx":4,"wg":64}');
+const ROW_BLOCK: ConvBlocking = JSON.parse(process.env.ROW_BLOCK ?? '{"tco":4,"tpx":8,"wg":64}');
+/** Widest kernel the row kernel is unrolled for; wider ones use the general kernel. */
+const ROW_MAX_KW = 7;
+const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
+const WGRAD_ROW_BLOCK: ConvWeightGradBlocking = JSON.parse(process.env.WGRAD_ROW_BLOCK ?? '{"tco":8,"tci":2,"wg":8}');
+const WGRAD_MIN_WORKGROUPS = Number(process.env.WGRAD_MIN_WG ?? 64);
+/**
+ * The weight gradient reduces over batch and pixels; below this many invocations the batch is
+ * split into chunks whose partial sums are added afterwards, so every core (or GPU lane) has work.
+ */
+const WGRAD_MIN_INVOCATIONS = 4096;
+
+function pair(v: number | Pair | undefined, dflt: number, name: string, min: number): Pair {
+  const p: Pair = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+  if (!Array.isArray(p) || p.length !== 2 || p.some((e) => !Number.isInteger(e) || e < min)) {
+    throw new Error(`conv2d: ${name} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+function geometry(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions): ConvGeometry {
+  const op = 'conv2d';
+  if (x.rank !== 4) throw new Error(`${op}: input must be 4-D [N, Cin, H, W], got ${fmt(x.shape)}`);
+  if (w.rank !== 4) throw new Error(`${op}: weight must be 4-D [Cout, Cin/groups, kh, kw], got ${fmt(w.shape)}`);
+  const [n, cin, h, wd] = x.shape;
+  const [cout, cig, kh, kw] = w.shape;
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new Error(`${op}: groups must be a positive integer, got ${groups}`);
+  if (cin % groups !== 0 || cout % groups !== 0) {
+    throw new Error(`${op}: groups = ${groups} must divide the input channels (${cin}) and output channels (${cout}); input ${fmt(x.shape)}, weight ${fmt(w.shape)}`);
+  }
+  if (cig * groups !== cin) {
+    throw new Error(
+      `${op}: weight ${fmt(w.shape)} expects ${cig * groups} input channels (${cig} per group x ${groups} groups) but the input ${fmt(x.shape)} has ${cin}`,
+    );
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== cout)) {
+    throw new Error(`${op}: bias must have shape [${cout}] (one per output channel of weight ${fmt(w.shape)}), got ${fmt(bias.shape)}`);
+  }
+  if (kh === 0 || kw === 0 || cout === 0) throw new Error(`${op}: empty weight ${fmt(w.shape)}`);
+  const stride = pair(opts.stride, 1, 'stride', 1);
+  const padding = pair(opts.padding, 0, 'padding', 0);
+  const dilation = pair(opts.dilation, 1, 'dilation', 1);
+  const extent = (k: number, d: number) => d * (k - 1) + 1;
+  const [ey, ex] = [extent(kh, dilation[0]), extent(kw, dilation[1])];
+  if (ey > h + 2 * padding[0] || ex > wd + 2 * padding[1]) {
+    throw new Error(
+      `${op}: kernel ${kh}x${kw} (dilation ${dilation.join('x')}, spanning ${ey}x${ex}) is larger than the padded input ` +
+        `${h + 2 * padding[0]}x${wd + 2 * padding[1]} (input ${fmt(x.shape)}, padding ${padding.join('x')})`,
+    );
+  }
+  const ho = Math.floor((h + 2 * padding[0] - ey) / stride[0]) + 1;
+  const wo = Math.floor((wd + 2 * padding[1] - ex) / stride[1]) + 1;
+  return { n, cin, h, w: wd, cout, kh, kw, groups, cig, cog: cout / groups, stride, padding, dilation, ho, wo };
+}
+
+/** Workgroups for `invocations` pixel blocks along x (spilling into z) and `channelItems` along y. */
+function convGrid(invocations: number, wg: number, channelItems: number): { workgroups: [number, number, number]; stride: number } {
+  const groups = Math.max(1, Math.ceil(invocations / wg));
+  const gx = Math.min(groups, runtime().limits.maxComputeWorkgroupsPerDimension);
+  return { workgroups: [gx, channelItems, Math.ceil(groups / gx)], stride: gx * wg };
+}
+
+/**
+ * The forward conv, or (transposed) the input gradient. Convs whose taps and output pixels are
+ * 1 apart along x use the row kernel; the rest the general one (see their comments for the mapping).
+ */
+function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string): void {
+  const kk = g.kh * g.kw;
+  const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
+  const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
+  const common = {
+    inH,
+    inW,
+    inHW: inH * inW,
+    redC,
+    outCg,
+    outC,
+    inC,
+    wG: g.cog * g.cig * kk,
+    wO: transposed ? kk : g.cig * kk,
+    wI: transposed ? g.cig * kk : kk,
+    hasBias: bias ? 1 : 0,
+  };
+  // Without a bias the weight is bound in its place (read-only, never read).
+  const inputs = [src.storageFor(op), w.storageFor(op), (bias ?? w).storageFor(op)];
+  const outputs = [out.storageFor(op)];
+  const rowX = g.stride[1] === 1 && g.dilation[1] === 1 && g.kw <= ROW_MAX_KW;
+  if (rowX && (!transposed || g.stride[0] === 1)) {
+    const b = { ...ROW_BLOCK, kw: g.kw };
+    const chBlocks = Math.ceil(outCg / b.tco);
+    const rowBlocks = Math.ceil(outW / b.tpx);
+    const blocks = g.n * outH * rowBlocks;
+    const { workgroups, stride } = convGrid(blocks, b.wg, chBlocks * g.groups);
+    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
+    runtime().dispatch(convRowKernel(b), {
+      op,
+      params: {
+        ...common,
+        chBlocks,
+        stride,
+        rowBlocks,
+        blocks,
+        outH,
+        outW,
+        kh: g.kh,
+        sAy: transposed ? 1 : g.stride[0],
+        dAy: g.dilation[0],
+        pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
+        pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
+        flip: transposed ? 1 : 0,
+        pad0: 0,
+      },
+      inputs,
+      outputs,
+      workgroups,
+    });
+    return;
+  }
+  // The input gradient of a strided conv is a transposed conv: output pixels of one phase
+  // (oy mod stride, ox mod stride) receive from the same taps, so blocks are taken per phase.
+  const [sA, dA, pA, sB] = transposed
+    ? [[1, 1], g.dilation.map((d) => -d), g.padding.map((p) => -p), g.stride]
+    : [g.stride, g.dilation, g.padding, [1, 1]];
+  const qH = Math.ceil(outH / sB[0]);
+  const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_BLOCK.tpx);
+  const blocks = sB[0] * sB[1] * g.n * qH * rowBlocks;
+  const chBlocks = Math.ceil(outCg / CONV_BLOCK.tco);
+  const { workgroups, stride } = convGrid(blocks, CONV_BLOCK.wg, chBlocks * g.groups);
+  runtime().dispatch(convKernel(CONV_BLOCK), {
+    op,
+    params: {
+      ...common,
+      chBlocks,
+      stride,
+      rowBlocks,
+      blocks,
+      qH,
+      batch: g.n,
+      outH,
+      outW,
+      kh: g.kh,
+      kw: g.kw,
+      // Taps ky with (oy·sA + ky·dA − pA) divisible by sB recur every sB / gcd(dA, sB).
+      kyStep: sB[0] / gcd(dA[0], sB[0]),
+      kxStep: sB[1] / gcd(dA[1], sB[1]),
+      sAy: sA[0],
+      sAx: sA[1],
+      dAy: dA[0],
+      dAx: dA[1],
+      pAy: pA[0],
+      pAx: pA[1],
+      sBy: sB[0],
+      sBx: sB[1],
+      pad0: 0,
+    },
+    inputs,
+    outputs,
+    workgroups,
+  });
+}
+
+function gcd(a: number, b: number): number {
+  a = Math.abs(a);
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function batchSplit(n: number, perSplit: number, minItems: number): { nPerSplit: number; splits: number } {
+  const nPerSplit = Math.ceil(n / Math.min(n, Math.ceil(minItems / perSplit)));
+  return { nPerSplit, splits: Math.ceil(n / nPerSplit) };
+}
+
+function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly number[], op: string): Tensor {
+  const kk = g.kh * g.kw;
+  const wSize = g.cout * g.cig * kk;
+  const common = {
+    outCg: g.cog,
+    inCg: g.cig,
+    inC: g.cin,
+    outC: g.cout,
+    inH: g.h,
+    inW: g.w,
+    inHW: g.h * g.w,
+    outH: g.ho,
+    outW: g.wo,
+    outHW: g.ho * g.wo,
+    sy: g.stride[0],
+    dy: g.dilation[0],
+    py: g.padding[0],
+    px: g.padding[1],
+    batch: g.n,
+    wSize,
+  };
+  let k: Kernel;
+  let params: Record<string, number>;
+  let workgroups: [number, number, number];
+  let splits: number;
+  if (g.stride[1] === 1 && g.dilation[1] === 1 && g.kw <= ROW_MAX_KW) {
+    const b = { ...WGRAD_ROW_BLOCK, kw: g.kw };
+    k = convWeightGradRowKernel(b);
+    const coBlocks = Math.ceil(g.cog / b.tco);
+    const lanes = Math.ceil(g.cig / b.tci) * g.kh;
+    const perSplit = Math.ceil(lanes / b.wg) * coBlocks * g.groups;
+    const split = batchSplit(g.n, perSplit, WGRAD_MIN_WORKGROUPS);
+    splits = split.splits;
+    workgroups = [Math.ceil(lanes / b.wg), coBlocks * g.groups, splits];
+    params = { ...common, lanes, coBlocks, kh: g.kh, nPerSplit: split.nPerSplit };
+  } else {
+    k = convWeightGradKernel(WGRAD_BLOCK);
+    const coBlocks = Math.ceil(g.cog / WGRAD_BLOCK.tco);
+    const ciBlocks = Math.ceil(g.cig / WGRAD_BLOCK.tci);
+    const perSplit = coBlocks * ciBlocks * kk * g.groups;
+    const split = batchSplit(g.n, perSplit, WGRAD_MIN_INVOCATIONS);
+    splits = split.splits;
+    const items = perSplit * splits;
+    const grid2 = grid(items, k.workgroupSize[0], runtime().limits.maxComputeWorkgroupsPerDimension);
+    workgroups = [...grid2.workgroups, 1];
+    params = {
+      ...common,
+      items,
+      stride: grid2.stride,
+      kw: g.kw,
+      kk,
+      nPerSplit: split.nPerSplit,
+      dx: g.dilation[1],
+      sx: g.stride[1],
+      coBlocks,
+      ciBlocks,
+      groups: g.groups,
+      pad0: 0,
+      pad1: 0,
+    };
+  }
+  const partial = empty(splits === 1 ? wShape : [splits, ...wShape], 'float32', op);
+  runtime().dispatch(k, { op, params, inputs: [x.storageFor(op), dy.storageFor(op)], outputs: [partial.storageFor(op)], workgroups });
+  if (splits === 1) return partial;
+  const dw = sum(partial, 0);
+  partial.dispose();
+  return dw;
+}
+
+/**
+ * 2-D convolution: x [N, Cin, H, W], w [Cout, Cin/groups, kh, kw], optional bias [Cout] →
+ * [N, Cout, Ho, Wo] with Ho = ⌊(H + 2·padding − dilation·(kh − 1) − 1) / stride⌋ + 1 (likewise Wo).
+ */
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  const b = bias ?? null;
+  expectTensors(op, 'float32', x, w, ...(b ? [b] : []));
+  const g = geometry(x, w, b, opts);
+  const y = empty([g.n, g.cout, g.ho, g.wo], 'float32', op);
+  if (y.size === 0) return y;
+  runConv(x, w, b, y, g, false, op);
+  // Save only what the gradients read: dx needs w, dw needs x.
+  const saveX = w.requiresGrad;
+  const saveW = x.requiresGrad;
+  const save = [...(saveX ? [x] : []), ...(saveW ? [w] : [])];
+  return record(op, b ? [x, w, b] : [x, w], y, (dy, saved, needs) => {
+    const bop = 'conv2d (backward)';
+    const sx = saveX ? saved[0] : null;
+    const sw = saveW ? saved[saveX ? 1 : 0] : null;
+    let dx: Tensor | null = null;
+    if (needs[0] && sw) {
+      dx = empty(x.shape, 'float32', bop);
+      if (dx.size > 0) runConv(dy, sw, null, dx, g, true, bop);
+    }
+    const dw = needs[1] && sx ? weightGrad(sx, dy, g, w.shape, bop) : null;
+    const db = needs[2] ? sum(sum(reshape(dy, [g.n, g.cout, g.ho * g.wo]), 2), 0) : null;
+    return [dx, dw, db];
+  }, save);
+}
+
+/** Runs a pooling kernel between a big grid [planes, bigH, bigW] and a small one [planes, smallH, smallW]. */
+function pool(k: Kernel, src: Tensor, out: Tensor, big: Pair, small: Pair, win: number, step: number, scale: number, op: string): void {
+  if (out.size === 0) return;
+  run1d(k, op, out.size, [src], [out], {
+    n: out.size,
+    bigH: big[0],
+    bigW: big[1],
+    smallH: small[0],
+    smallW: small[1],
+    k: win,
+    s: step,
+    scale,
+    pad0: 0,
+    pad1: 0,
+    pad2: 0,
+  });
+}
+
+function expect4d(op: string, x: Tensor): void {
+  expectTensors(op, 'float32', x);
+  if (x.rank !== 4) throw new Error(`${op}: input must be 4-D [N, C, H, W], got ${fmt(x.shape)}`);
+}
+
+function positiveInt(op: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${op}: ${name} must be a positive integer, got ${v}`);
+}
+
+/** Nearest-neighbour upsampling of [N, C, H, W] to [N, C, H·scale, W·scale]. */
+export function upsampleNearest2d(x: Tensor, scale = 2): Tensor {
+  const op = 'upsampleNearest2d';
+  expect4d(op, x);
+  positiveInt(op, 'scale', scale);
+  const [n, c, h, w] = x.shape;
+  const big: Pair = [h * scale, w * scale];
+  const y = empty([n, c, ...big], 'float32', op);
+  pool(poolSpreadKernel(), x, y, big, [h, w], scale, scale, 1, op);
+  return record(op, [x], y, (g) => {
+    const dx = empty(x.shape, 'float32', `${op} (backward)`);
+    pool(poolSumKernel(), g, dx, big, [h, w], scale, scale, 1, `${op} (backward)`);
+    return [dx];
+  });
+}
+
+/** Average over kernel x kernel windows with the given stride (no padding): [N, C, H, W] → [N, C, Ho, Wo]. */
+export function avgPool2d(x: Tensor, kernel = 2, stride = kernel): Tensor {
+  const op = 'avgPool2d';
+  expect4d(op, x);
+  positiveInt(op, 'kernel', kernel);
+  positiveInt(op, 'stride', stride);
+  const [n, c, h, w] = x.shape;
+  if (kernel > h || kernel > w) throw new Error(`${op}: kernel ${kernel} is larger than the input's ${h}x${w} (input ${fmt(x.shape)})`);
+  const small: Pair = [Math.floor((h - kernel) / stride) + 1, Math.floor((w - kernel) / stride) + 1];
+  const y = empty([n, c, ...small], 'float32', op);
+  const scale = 1 / (kernel * kernel);
+  pool(poolSumKernel(), x, y, [h, w], small, kernel, stride, scale, op);
+  return record(op, [x], y, (g) => {
+    const dx = empty(x.shape, 'float32', `${op} (backward)`);
+    pool(poolSpreadKernel(), g, dx, [h, w], small, kernel, stride, scale, `${op} (backward)`);
+    return [dx];
+  });
+}
