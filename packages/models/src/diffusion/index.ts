@@ -1,3 +1,4 @@
 export * from './schedule.js';
 export * from './sampler.js';
 export * from './unet.js';
+export * from './train.js';

@@ -1,0 +1,165 @@
+/**
+ * DDPM training (ε- or v-prediction with uniform timesteps) and batched sampling of a UNet2D.
+ */
+import {
+  Adam,
+  clipGradNorm,
+  cosineWithWarmup,
+  deriveSeed,
+  EMA,
+  mean,
+  noGrad,
+  ProgressBar,
+  randn,
+  square,
+  sub,
+  tensor,
+  tidy,
+  type Module,
+  type Tensor,
+} from '@transfuse/core';
+import { createRng, permutation } from '../data/prng.js';
+import { sampleBatch, type Prediction, type SamplerOptions } from './sampler.js';
+import type { NoiseSchedule } from './schedule.js';
+import type { UNet2D } from './unet.js';
+
+/** Images in [-1, 1], [n, channels, height, width] row-major, with optional class labels. */
+export interface ImageSet {
+  images: Float32Array;
+  labels: Int32Array | null;
+  n: number;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** The ε- (or v-) prediction loss of one batch: mean over pixels of (model(x_t, t) - target)². */
+export function diffusionLoss(model: UNet2D, schedule: NoiseSchedule, x0: Tensor, labels: Tensor | undefined, t: Tensor, seed: number, prediction: Prediction = 'epsilon'): Tensor {
+  return tidy(() => {
+    const noise = randn(x0.shape, { seed });
+    const xt = schedule.addNoise(x0, noise, t);
+    const target = prediction === 'v' ? schedule.velocity(x0, noise, t) : noise;
+    return mean(square(sub(model.forward(xt, t, labels), target)));
+  });
+}
+
+export interface DiffusionTrainOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  /** Linear warmup steps before the cosine decay (0: constant LR). */
+  warmup?: number;
+  /** Decay to this fraction of lr by the last step with a cosine (default 1: no decay). */
+  finalLrFraction?: number;
+  prediction?: Prediction;
+  /** Clip the global gradient norm (default 1; 0 disables). */
+  clipNorm?: number;
+  /** Exponential moving average decay of the weights (0 disables). */
+  emaDecay?: number;
+  seed?: number;
+  /** Read the loss back every this many steps (each read waits for the GPU). */
+  logEvery?: number;
+  /** Progress bar label; null for none. */
+  label?: string | null;
+  onLog?: (step: number, loss: number) => void;
+}
+
+export interface TrainResult {
+  /** (step, loss) pairs read every logEvery steps. */
+  losses: [number, number][];
+  seconds: number;
+  /** The EMA of the weights, if one was kept (apply it with ema.copyTo(model) before sampling). */
+  ema: EMA | null;
+}
+
+/** Seeded minibatches: a fresh permutation each epoch. */
+export function batches(set: ImageSet, batchSize: number, seed: number): () => { x: Float32Array; labels: Int32Array | null; indices: Int32Array } {
+  const d = set.channels * set.height * set.width;
+  let epoch = 0;
+  let order = permutation(set.n, deriveSeed(seed, epoch));
+  let at = 0;
+  return () => {
+    const indices = new Int32Array(batchSize);
+    for (let i = 0; i < batchSize; i++) {
+      if (at === order.length) {
+        order = permutation(set.n, deriveSeed(seed, ++epoch));
+        at = 0;
+      }
+      indices[i] = order[at++];
+    }
+    const x = new Float32Array(batchSize * d);
+    indices.forEach((r, i) => x.set(set.images.subarray(r * d, (r + 1) * d), i * d));
+    return { x, labels: set.labels ? Int32Array.from(indices, (r) => set.labels![r]) : null, indices };
+  };
+}
+
+/** Trains the parameters of `model` that require grad (frozen ones stay bit-identical). */
+export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, data: ImageSet, o: DiffusionTrainOptions): Promise<TrainResult> {
+  const seed = o.seed ?? 0;
+  const trainable = model.parameters().filter((p) => p.requiresGrad);
+  if (trainable.length === 0) throw new Error('trainDiffusion: the model has no trainable parameters (all frozen)');
+  const opt = new Adam(trainable, { lr: o.lr });
+  const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
+  const ema = o.emaDecay ? new EMA(model as Module, { decay: o.emaDecay }) : null;
+  const next = batches(data, o.batchSize, deriveSeed(seed, 1));
+  const rng = createRng(deriveSeed(seed, 2));
+  const logEvery = o.logEvery ?? 50;
+  const bar = o.label === null ? null : new ProgressBar(o.steps, { label: o.label ?? 'train' });
+  const losses: [number, number][] = [];
+  const started = performance.now();
+  const shape = [o.batchSize, data.channels, data.height, data.width];
+  for (let step = 0; step < o.steps; step++) {
+    opt.setLrFactor(lrFactor(step));
+    const loss = tidy(() => {
+      const b = next();
+      const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
+      const labels = b.labels ? tensor(b.labels) : undefined;
+      const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
+      l.backward();
+      if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
+      opt.step();
+      opt.zeroGrad();
+      ema?.update();
+      return l;
+    });
+    if (step % logEvery === logEvery - 1 || step === o.steps - 1) {
+      const v = await loss.item();
+      if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the loss became ${v} at step ${step + 1}; lower the learning rate`);
+      losses.push([step + 1, v]);
+      o.onLog?.(step + 1, v);
+      bar?.update(step + 1, { loss: v });
+    } else {
+      bar?.update(step + 1);
+    }
+    loss.dispose();
+  }
+  bar?.done();
+  return { losses, seconds: (performance.now() - started) / 1000, ema };
+}
+
+export interface SampleOptions extends SamplerOptions {
+  /** Images per GPU batch (memory stays flat across batches). */
+  batchSize?: number;
+}
+
+/**
+ * Draws `labels.length` images (or `n` for an unconditional model) and returns them on the CPU,
+ * [n, C, H, W] in [-1, 1]. Each batch gets its own derived seed.
+ */
+export async function sampleImages(model: UNet2D, schedule: NoiseSchedule, count: { n: number; labels?: Int32Array }, o: SampleOptions = {}): Promise<Float32Array> {
+  const c = model.config;
+  const size = c.sampleSize;
+  const d = c.outChannels * size * size;
+  const out = new Float32Array(count.n * d);
+  const batchSize = o.batchSize ?? 256;
+  const seed = o.seed ?? 0;
+  for (let start = 0, k = 0; start < count.n; start += batchSize, k++) {
+    const b = Math.min(batchSize, count.n - start);
+    const labels = count.labels ? tensor(count.labels.slice(start, start + b)) : undefined;
+    const x = noGrad(() => sampleBatch(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...o, seed: deriveSeed(seed, k) }));
+    out.set(await x.data(), start * d);
+    x.dispose();
+    labels?.dispose();
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+/** The experiment registry used by `transfuse experiment NAME --preset P` and `transfuse demo`. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MNIST_USPS_PRESETS, runMnistUsps } from './mnist-usps.js';
+
+export interface ExperimentRun {
+  preset: string;
+  dataDir: string;
+  out: string;
+  log: (msg: string) => void;
+}
+
+/** Each experiment runs with a preset and returns its Markdown table. */
+export const EXPERIMENTS: Record<string, { presets: string[]; run: (r: ExperimentRun) => Promise<string> }> = {
+  'mnist-usps-conditional': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, true) },
+  'mnist-usps-digit3': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, false) },
+};
+
+async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
+  const preset = MNIST_USPS_PRESETS[r.preset as keyof typeof MNIST_USPS_PRESETS];
+  if (!preset) throw new Error(`unknown preset '${r.preset}' (use ${Object.keys(MNIST_USPS_PRESETS).join(', ')})`);
+  await runMnistUsps({ preset, presetName: r.preset, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
+  return readFileSync(join(r.out, 'results.md'), 'utf8');
+}
+
+export async function runExperiment(name: string, r: ExperimentRun): Promise<string> {
+  const e = EXPERIMENTS[name];
+  if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
+  if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
+  return e.run(r);
+}
+
+export { MNIST_USPS_PRESETS, runMnistUsps };

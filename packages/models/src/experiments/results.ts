@@ -1,0 +1,52 @@
+/** Results folders: atomic JSON writes and resumable cells (a finished cell is never recomputed). */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}
+
+export function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function readJson<T>(path: string): T {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`${path}: not a readable JSON file: ${(e as Error).message}`);
+  }
+}
+
+/** Runs `compute` unless `dir/cells/id.json` exists; stores its result there. */
+export async function cell<T>(dir: string, id: string, compute: () => Promise<T>, log: (msg: string) => void = () => {}): Promise<T> {
+  const path = join(dir, 'cells', `${id}.json`);
+  if (existsSync(path)) {
+    log(`[${id}] done earlier: ${path}`);
+    return readJson<T>(path);
+  }
+  const started = performance.now();
+  const value = await compute();
+  writeJson(path, value);
+  log(`[${id}] finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return value;
+}
+
+export interface Stat {
+  mean: number;
+  /** Sample standard deviation (0 for one value). */
+  sd: number;
+  n: number;
+}
+
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd, n };
+}
+
+export const fmtStat = (s: Stat, digits = 4): string => (s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)}` : s.mean.toFixed(digits));
