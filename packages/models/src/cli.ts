@@ -105,7 +105,7 @@ async function main(argv: string[]): Promise<void> {
     const out = resolve(v.out ?? join('results', 'diffusion'));
     log(`training ${preset} U-Net (${model.parameters().reduce((s, p) => s + p.size, 0)} parameters) on ${data.n} ${v.dataset} digits at ${size}x${size}`);
     const steps = num('steps', v.steps);
-    const r = await trainDiffusion(model, new NoiseSchedule(), data, { steps, batchSize: num('batch', v.batch), lr: num('lr', v.lr), emaDecay: num('ema', v.ema), seed, warmup: Math.min(100, steps / 10) });
+    const r = await trainDiffusion(model, new NoiseSchedule(), data, { steps, batchSize: num('batch', v.batch), lr: num('lr', v.lr), emaDecay: num('ema', v.ema), seed, warmup: Math.floor(Math.min(100, steps / 10)) });
     r.ema?.copyTo(model);
     await saveCheckpoint(out, { model, step: steps, extra: { dataset: v.dataset, losses: r.losses } });
     // The architecture, so `diffusion sample` can rebuild the model before loading its weights.

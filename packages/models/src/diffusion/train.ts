@@ -62,6 +62,8 @@ export interface DiffusionTrainOptions {
   /** Progress bar label; null for none. */
   label?: string | null;
   onLog?: (step: number, loss: number) => void;
+  /** Sees the dataset rows of every batch (tests check that compared runs see the same data). */
+  onBatch?: (indices: Int32Array) => void;
 }
 
 export interface TrainResult {
@@ -112,8 +114,10 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
     opt.setLrFactor(lrFactor(step));
     const loss = tidy(() => {
       const b = next();
+      o.onBatch?.(b.indices);
       const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
-      const labels = b.labels ? tensor(b.labels) : undefined;
+      // Labels condition only a class-conditional model (digit subsets keep theirs for reporting).
+      const labels = b.labels && model.config.numClassEmbeds ? tensor(b.labels) : undefined;
       const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
       l.backward();
       if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);

@@ -38,7 +38,7 @@ export interface MnistUspsPreset {
 
 export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', MnistUspsPreset> = {
   // Minutes in CI: proves the pipeline end to end, not the science.
-  smoke: { size: 16, unet: 'tiny', nsList: [200], seeds: [0], sourceSteps: 20, targetSteps: 20, batchSize: 16, lr: 2e-3, evalN: 60, samplerSteps: 8, variant: false },
+  smoke: { size: 16, unet: 'tiny', nsList: [200], seeds: [0], sourceSteps: 12, targetSteps: 12, batchSize: 8, lr: 2e-3, evalN: 40, samplerSteps: 4, variant: true },
   // `npm run demo`: under 15 minutes on a 2-core machine with software WebGPU.
   demo: { size: 16, unet: 'tiny', nsList: [1000, 10000], seeds: [0], sourceSteps: 500, targetSteps: 300, batchSize: 32, lr: 2e-3, evalN: 300, samplerSteps: 20, variant: false },
   // Hours on a 2-core CPU.
@@ -99,7 +99,7 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
   const unetConfig: UNet2DConfig = { sampleSize: p.size, ...UNET_PRESETS[p.unet], numClassEmbeds: o.conditional ? 10 : undefined };
   const schedule = new NoiseSchedule();
   const train = (model: UNet2D, data: ImageSet, steps: number, seed: number, label: string) =>
-    trainDiffusion(model, schedule, data, { steps, batchSize: p.batchSize, lr: p.lr, warmup: Math.min(100, steps / 10), finalLrFraction: 0.1, seed, label, logEvery: Math.max(10, Math.floor(steps / 10)) });
+    trainDiffusion(model, schedule, data, { steps, batchSize: p.batchSize, lr: p.lr, warmup: Math.floor(Math.min(100, steps / 10)), finalLrFraction: 0.1, seed, label, logEvery: Math.max(10, Math.floor(steps / 10)) });
 
   async function evaluate(model: UNet2D, seed: number, gridPath: string): Promise<Omit<EvalResult, 'trainSeconds' | 'finalLoss'>> {
     model.eval();
