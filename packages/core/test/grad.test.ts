@@ -146,6 +146,25 @@ Object.assign(CASES, {
     gpu: ([x]) => T.logsumexp(x, 0),
     cpu: reduceRef([0], false, 0, (a, v) => a + Math.exp(v), (a) => Math.log(a)),
   },
+  'groupNorm + SiLU (affine, 2 groups)': {
+    shapes: [[2, 4, 3, 5], [4], [4]],
+    gpu: ([x, w, b]) => T.groupNorm(x, 2, w, b, 1e-5, 'silu'),
+    cpu: ([x, w, b]) => {
+      const out = new Float64Array(x.data.length);
+      const per = 2 * 15;
+      for (let row = 0; row < 4; row++) {
+        const seg = x.data.slice(row * per, (row + 1) * per);
+        const m = seg.reduce((a, v) => a + v, 0) / per;
+        const v = seg.reduce((a, u) => a + (u - m) ** 2, 0) / per;
+        seg.forEach((u, j) => {
+          const c = (row % 2) * 2 + Math.floor(j / 15);
+          const z = ((u - m) / Math.sqrt(v + 1e-5)) * w.data[c] + b.data[c];
+          out[row * per + j] = z / (1 + Math.exp(-z));
+        });
+      }
+      return { data: out, shape: x.shape };
+    },
+  },
   reshape: { shapes: [[3, 5, 7]], gpu: ([x]) => x.reshape([7, 15]), cpu: ([x]) => ({ data: x.data, shape: [7, 15] }) },
   permute: { shapes: [[3, 5, 7]], gpu: ([x]) => x.permute([2, 0, 1]), cpu: ([x]) => ref.permute(x, [2, 0, 1]) },
   'slice with step': {

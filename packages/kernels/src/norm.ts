@@ -8,6 +8,22 @@ import { kernel, type Kernel } from './registry.js';
 
 export const NORM_WORKGROUP = 64;
 
+// The incoming gradient through the optional SiLU epilogue (ĝ), and times γ (gy); z is recomputed.
+const SILU_GRAD_FN = `
+fn epilogueGrad(g: f32, xh: f32, c: u32) -> f32 {
+  if (u.silu == 0u) { return g; }
+  var z = xh;
+  if (u.affine == 1u) { z = xh * gamma[c] + beta[c]; }
+  let s = 1.0 / (1.0 + exp(-z));
+  return g * s * (1.0 + z * (1.0 - s));
+}
+fn scaledGrad(g: f32, xh: f32, c: u32) -> f32 {
+  let e = epilogueGrad(g, xh, c);
+  if (u.affine == 1u) { return e * gamma[c]; }
+  return e;
+}
+`;
+
 const REDUCE_FN = `
 var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;
 // Sum of v over the workgroup, returned to every invocation.
@@ -24,7 +40,7 @@ fn wgSum(v: f32, lid: u32) -> f32 {
 }
 `;
 
-/** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c]; stats[row] = (mean, 1/σ). */
+/** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c], then SiLU if asked; stats[row] = (mean, 1/σ). */
 export function groupNormForwardKernel(): Kernel {
   const wg = NORM_WORKGROUP;
   return kernel('group_norm_forward', () => ({
@@ -32,7 +48,7 @@ export function groupNormForwardKernel(): Kernel {
     outputs: ['y_out', 'stats'],
     uniform: 'u',
     wgsl: `
-struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, eps: f32, affine: u32 }
+struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, eps: f32, affine: u32, silu: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x_in: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
@@ -57,6 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let c = c0 + j / u.spatial;
     var v = (x_in[base + j] - mean) * rstd;
     if (u.affine == 1u) { v = v * gamma[c] + beta[c]; }
+    if (u.silu == 1u) { v = v / (1.0 + exp(-v)); }
     y_out[base + j] = v;
   }
   if (lid == 0u) {
@@ -68,24 +85,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /**
- * dx for one row: with gy = g · γ[c] and x̂ = (x - mean) / σ,
- * dx = (gy - mean(gy) - x̂ · mean(gy · x̂)) / σ.
+ * dx for one row: with x̂ = (x - mean) / σ, z = x̂ γ[c] + β[c], ĝ = g · silu'(z) (or g without the
+ * SiLU epilogue) and gy = ĝ · γ[c]: dx = (gy - mean(gy) - x̂ · mean(gy · x̂)) / σ.
  */
 export function groupNormBackwardInputKernel(): Kernel {
   const wg = NORM_WORKGROUP;
   return kernel('group_norm_backward_input', () => ({
-    inputs: ['x_in', 'g_in', 'gamma', 'stats'],
+    inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
     outputs: ['dx_out'],
     uniform: 'u',
     wgsl: `
-struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, affine: u32, pad: u32 }
+struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, affine: u32, silu: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x_in: array<f32>;
 @group(0) @binding(2) var<storage, read> g_in: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dx_out: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx_out: array<f32>;
 ${REDUCE_FN}
+${SILU_GRAD_FN}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * u.gridX;
@@ -99,10 +118,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var sgx = 0.0;
   if (valid) {
     for (var j = lid; j < u.len; j += ${wg}u) {
-      var gy = g_in[base + j];
-      if (u.affine == 1u) { gy = gy * gamma[c0 + j / u.spatial]; }
+      let xh = (x_in[base + j] - mean) * rstd;
+      let gy = scaledGrad(g_in[base + j], xh, c0 + j / u.spatial);
       sg += gy;
-      sgx += gy * (x_in[base + j] - mean) * rstd;
+      sgx += gy * xh;
     }
   }
   let n = f32(u.len);
@@ -110,31 +129,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let mgx = wgSum(sgx, lid) / n;
   if (!valid) { return; }
   for (var j = lid; j < u.len; j += ${wg}u) {
-    var gy = g_in[base + j];
-    if (u.affine == 1u) { gy = gy * gamma[c0 + j / u.spatial]; }
     let xh = (x_in[base + j] - mean) * rstd;
-    dx_out[base + j] = (gy - mg - xh * mgx) * rstd;
+    dx_out[base + j] = (scaledGrad(g_in[base + j], xh, c0 + j / u.spatial) - mg - xh * mgx) * rstd;
   }
 }`,
   }));
 }
 
-/** Per channel c: dγ[c] = Σ_{n, s} g · x̂ and dβ[c] = Σ_{n, s} g (one workgroup per channel). */
+/** Per channel c: dγ[c] = Σ_{n, s} ĝ · x̂ and dβ[c] = Σ_{n, s} ĝ (one workgroup per channel). */
 export function groupNormBackwardAffineKernel(): Kernel {
   const wg = NORM_WORKGROUP;
   return kernel('group_norm_backward_affine', () => ({
-    inputs: ['x_in', 'g_in', 'stats'],
+    inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
     outputs: ['dgamma', 'dbeta'],
     uniform: 'u',
     wgsl: `
-struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, groups: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, groups: u32, affine: u32, silu: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x_in: array<f32>;
 @group(0) @binding(2) var<storage, read> g_in: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 ${REDUCE_FN}
+${SILU_GRAD_FN}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
@@ -146,9 +166,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n = k / u.spatial;
     let idx = (n * u.channels + c) * u.spatial + k % u.spatial;
     let row = n * u.groups + group;
-    let g = g_in[idx];
+    let xh = (x_in[idx] - stats[2u * row]) * stats[2u * row + 1u];
+    let g = epilogueGrad(g_in[idx], xh, c);
     sg += g;
-    sgx += g * (x_in[idx] - stats[2u * row]) * stats[2u * row + 1u];
+    sgx += g * xh;
   }
   let a = wgSum(sgx, lid);
   let b = wgSum(sg, lid);

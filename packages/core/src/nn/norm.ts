@@ -55,11 +55,12 @@ export class GroupNorm extends Layer {
     this.bias = affine ? parameter(full([numChannels], 0)) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** With activation 'silu', returns SiLU(GroupNorm(x)) from one fused kernel. */
+  forward(x: Tensor, activation: 'none' | 'silu' = 'none'): Tensor {
     if (x.rank < 2 || x.shape[1] !== this.numChannels) {
       throw new Error(`GroupNorm: expected ${this.numChannels} channels in input [N, C, ...], got ${fmt(x.shape)}`);
     }
-    return groupNorm(x, this.numGroups, this.weight, this.bias, this.opts.eps ?? 1e-5);
+    return groupNorm(x, this.numGroups, this.weight, this.bias, this.opts.eps ?? 1e-5, activation);
   }
 }
 

@@ -9,9 +9,17 @@ import { empty, expectTensors } from './util.js';
 
 /**
  * torch.nn.functional.group_norm: x [N, C, ...] normalised over each group of C / numGroups
- * channels and all spatial positions, then y · weight[c] + bias[c] when they are given.
+ * channels and all spatial positions, then y · weight[c] + bias[c] when they are given, then
+ * SiLU when `activation` is 'silu' (the GroupNorm → SiLU pair of every U-Net block, in one pass).
  */
-export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function groupNorm(
+  x: Tensor,
+  numGroups: number,
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  eps = 1e-5,
+  activation: 'none' | 'silu' = 'none',
+): Tensor {
   const op = 'groupNorm';
   expectTensors(op, 'float32', x);
   if (x.rank < 2) throw new Error(`${op}: expected input [N, C, ...], got ${fmt(x.shape)}`);
@@ -25,6 +33,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = 
     if (t.rank !== 1 || t.size !== c) throw new Error(`${op}: ${name} must be [${c}] for input ${fmt(x.shape)}, got ${fmt(t.shape)}`);
   }
   if (!(eps > 0)) throw new Error(`${op}: eps must be positive, got ${eps}`);
+  if (activation !== 'none' && activation !== 'silu') throw new Error(`${op}: activation must be 'none' or 'silu', got '${activation}'`);
   const spatial = sizeOf(x.shape.slice(2));
   const rows = n * numGroups;
   const len = (c / numGroups) * spatial;
@@ -32,6 +41,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = 
   const stats = empty([rows, 2], 'float32', op);
   if (x.size === 0) return y;
   const rt = runtime();
+  const silu = activation === 'silu' ? 1 : 0;
   // A missing weight or bias is a constant 1 or 0 (one kernel serves every case).
   const affine = weight !== null || bias !== null;
   const gamma = weight ?? (affine ? full([c], 1) : zeros([1]));
@@ -40,20 +50,20 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = 
   const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.workgroups[0] };
   rt.dispatch(groupNormForwardKernel(), {
     op,
-    params: { ...common, eps, affine: affine ? 1 : 0 },
+    params: { ...common, eps, affine: affine ? 1 : 0, silu, pad0: 0, pad1: 0, pad2: 0 },
     inputs: [x.storageFor(op), gamma.storageFor(op), beta.storageFor(op)],
     outputs: [y.storageFor(op), stats.storageFor(op)],
     workgroups: g.workgroups,
   });
-  const out = record(op, [x, gamma, beta], y, (gy, [sx, sstats, sgamma], need) => {
+  const out = record(op, [x, gamma, beta], y, (gy, [sx, sstats, sgamma, sbeta], need) => {
     const back = `${op} (backward)`;
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = empty(x.shape, 'float32', back);
       rt.dispatch(groupNormBackwardInputKernel(), {
         op: back,
-        params: { ...common, affine: affine ? 1 : 0, pad: 0 },
-        inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sstats.storageFor(back)],
+        params: { ...common, affine: affine ? 1 : 0, silu },
+        inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sbeta.storageFor(back), sstats.storageFor(back)],
         outputs: [dx.storageFor(back)],
         workgroups: g.workgroups,
       });
@@ -63,13 +73,13 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = 
     const db = empty([c], 'float32', back);
     rt.dispatch(groupNormBackwardAffineKernel(), {
       op: back,
-      params: { batch: n, channels: c, spatial, channelsPerGroup: c / numGroups, groups: numGroups, pad0: 0, pad1: 0, pad2: 0 },
-      inputs: [sx.storageFor(back), gy.storageFor(back), sstats.storageFor(back)],
+      params: { batch: n, channels: c, spatial, channelsPerGroup: c / numGroups, groups: numGroups, affine: affine ? 1 : 0, silu, pad: 0 },
+      inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sbeta.storageFor(back), sstats.storageFor(back)],
       outputs: [dw.storageFor(back), db.storageFor(back)],
       workgroups: [c],
     });
     return [dx, need[1] ? dw : null, need[2] ? db : null];
-  }, [x, stats, gamma]);
+  }, [x, stats, gamma, beta]);
   stats.dispose();
   if (!weight) gamma.dispose();
   if (!bias) beta.dispose();

@@ -80,10 +80,10 @@ export class ResnetBlock2D extends Module {
 
   forward(x: Tensor, emb: Tensor): Tensor {
     return tidy(() => {
-      let h = this.conv1.forward(silu(this.norm1.forward(x)));
+      let h = this.conv1.forward(this.norm1.forward(x, 'silu'));
       const e = this.time_emb_proj.forward(silu(emb));
       h = add(h, reshape(e, [e.shape[0], this.outChannels, 1, 1]));
-      h = this.conv2.forward(this.dropout.forward(silu(this.norm2.forward(h))));
+      h = this.conv2.forward(this.dropout.forward(this.norm2.forward(h, 'silu')));
       return add(this.conv_shortcut ? this.conv_shortcut.forward(x) : x, h);
     });
   }
@@ -278,7 +278,7 @@ export class UNet2D extends Module {
         });
         if (block.upsamplers) h = block.upsamplers.at(0).forward(h);
       }
-      return this.conv_out.forward(silu(this.conv_norm_out.forward(h)));
+      return this.conv_out.forward(this.conv_norm_out.forward(h, 'silu'));
     });
   }
 }
