@@ -1,6 +1,7 @@
 /** The experiment registry used by `transfuse experiment NAME --preset P` and `transfuse demo`. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng.js';
 import { MNIST_USPS_PRESETS, runMnistUsps } from './mnist-usps.js';
 
 export interface ExperimentRun {
@@ -14,12 +15,25 @@ export interface ExperimentRun {
 export const EXPERIMENTS: Record<string, { presets: string[]; run: (r: ExperimentRun) => Promise<string> }> = {
   'mnist-usps-conditional': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, true) },
   'mnist-usps-digit3': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, false) },
+  'cheng-synthetic': {
+    presets: Object.keys(CHENG_SYNTHETIC_PRESETS),
+    run: (r) => runChengSynthetic({ preset: pick(CHENG_SYNTHETIC_PRESETS, r.preset), presetName: r.preset, out: r.out, log: r.log }),
+  },
+  'cheng-restoration': {
+    presets: Object.keys(CHENG_RESTORATION_PRESETS),
+    run: (r) =>
+      runChengRestoration({ preset: pick(CHENG_RESTORATION_PRESETS, r.preset), presetName: r.preset, dataDir: r.dataDir, out: r.out, log: r.log }),
+  },
 };
 
+function pick<T>(table: Record<string, T>, name: string): T {
+  const p = table[name];
+  if (!p) throw new Error(`unknown preset '${name}' (use ${Object.keys(table).join(', ')})`);
+  return p;
+}
+
 async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
-  const preset = MNIST_USPS_PRESETS[r.preset as keyof typeof MNIST_USPS_PRESETS];
-  if (!preset) throw new Error(`unknown preset '${r.preset}' (use ${Object.keys(MNIST_USPS_PRESETS).join(', ')})`);
-  await runMnistUsps({ preset, presetName: r.preset, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
+  await runMnistUsps({ preset: pick(MNIST_USPS_PRESETS, r.preset), presetName: r.preset, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
   return readFileSync(join(r.out, 'results.md'), 'utf8');
 }
 
@@ -30,4 +44,4 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   return e.run(r);
 }
 
-export { MNIST_USPS_PRESETS, runMnistUsps };
+export { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, MNIST_USPS_PRESETS, runChengRestoration, runChengSynthetic, runMnistUsps };

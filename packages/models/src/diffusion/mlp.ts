@@ -1,0 +1,114 @@
+/**
+ * MLP score networks for vector data with a separate condition encoder, as in Cheng et al.
+ * (arXiv 2502.04491): s(x, y, t) = f(x, h(y), t), f a ReLU MLP on the concatenation [x, w, emb(t)]
+ * and h a ReLU MLP from y to [0, 1]^{d_y} (a sigmoid on its last layer).
+ *
+ * "An L-layer MLP" is read as L weight layers (L - 1 hidden layers of `hidden` units), the
+ * convention of the paper's ReLU network classes: f "2-layer, 128 hidden" is
+ * Linear(in, 128) → ReLU → Linear(128, d_x).
+ */
+import { concat, deriveSeed, Linear, linear, Module, ModuleList, sigmoid, tidy, timestepEmbedding, mul, type Tensor } from '@transfuse/core';
+
+export type MlpActivation = 'relu' | 'silu';
+
+/** A plain MLP: `depth` Linear layers, the activation after every one but the last. */
+export class Mlp extends Module {
+  layers: ModuleList<Linear>;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly hidden: number,
+    readonly outFeatures: number,
+    readonly depth: number,
+    readonly activation: MlpActivation = 'relu',
+    seed?: number,
+  ) {
+    super();
+    if (!Number.isInteger(depth) || depth < 1) throw new Error(`Mlp: depth must be an integer >= 1 (weight layers), got ${depth}`);
+    const widths = [inFeatures, ...new Array<number>(depth - 1).fill(hidden), outFeatures];
+    this.layers = new ModuleList(
+      widths.slice(1).map((w, i) => new Linear(widths[i], w, { seed: seed === undefined ? undefined : deriveSeed(seed, i) })),
+    );
+  }
+
+  forward(x: Tensor): Tensor {
+    const layers = [...this.layers];
+    return tidy(() => {
+      let h = x;
+      // The activation is fused into the matmul's epilogue.
+      layers.forEach((l, i) => (h = linear(h, l.weight, l.bias, i + 1 < layers.length ? this.activation : 'none')));
+      return h;
+    });
+  }
+}
+
+export interface ConditionEncoderConfig {
+  /** D_y: the condition's dimension. */
+  inFeatures: number;
+  /** d_y: the representation's dimension. */
+  outFeatures: number;
+  hidden: number;
+  /** Weight layers (default 5, the paper's h). */
+  depth?: number;
+  activation?: MlpActivation;
+  seed?: number;
+}
+
+/** h: R^{D_y} → [0, 1]^{d_y}, the representation shared by every task. */
+export class ConditionEncoder extends Module {
+  mlp: Mlp;
+  readonly config: ConditionEncoderConfig;
+
+  constructor(config: ConditionEncoderConfig) {
+    super();
+    this.config = config;
+    this.mlp = new Mlp(config.inFeatures, config.hidden, config.outFeatures, config.depth ?? 5, config.activation ?? 'relu', config.seed);
+  }
+
+  forward(y: Tensor): Tensor {
+    if (y.rank !== 2 || y.shape[1] !== this.config.inFeatures) {
+      throw new Error(`ConditionEncoder: expected y of shape [B, ${this.config.inFeatures}], got [${y.shape.join(', ')}]`);
+    }
+    return tidy(() => sigmoid(this.mlp.forward(y)));
+  }
+}
+
+export interface MlpScoreNetConfig {
+  /** d_x: the data dimension (and the output's). */
+  dataDim: number;
+  /** d_y: the encoder's output dimension fed to f. */
+  condDim: number;
+  hidden: number;
+  /** Weight layers (default 2, the paper's f for the synthetic experiment). */
+  depth?: number;
+  /** Sinusoidal time-embedding width (default 16). */
+  timeDim?: number;
+  /** The process horizon T: t ∈ [0, T] is embedded as 1000·t/T, the DDPM step range. */
+  tMax: number;
+  activation?: MlpActivation;
+  seed?: number;
+}
+
+/** f(x_t, w, t) → ε̂ (the noise prediction; the score is -ε̂ / σ_t). */
+export class MlpScoreNet extends Module {
+  mlp: Mlp;
+  readonly config: Required<Omit<MlpScoreNetConfig, 'seed'>> & { seed?: number };
+
+  constructor(config: MlpScoreNetConfig) {
+    super();
+    this.config = { depth: 2, timeDim: 16, activation: 'relu', ...config };
+    const c = this.config;
+    if (!(c.tMax > 0)) throw new Error(`MlpScoreNet: tMax must be > 0, got ${c.tMax}`);
+    this.mlp = new Mlp(c.dataDim + c.condDim + c.timeDim, c.hidden, c.dataDim, c.depth, c.activation, c.seed);
+  }
+
+  /** x [B, d_x], w = h(y) [B, d_y], t [B] float32 process times. */
+  forward(x: Tensor, w: Tensor, t: Tensor): Tensor {
+    const c = this.config;
+    const b = x.shape[0];
+    if (x.rank !== 2 || x.shape[1] !== c.dataDim) throw new Error(`MlpScoreNet: expected x [B, ${c.dataDim}], got [${x.shape.join(', ')}]`);
+    if (w.rank !== 2 || w.shape[0] !== b || w.shape[1] !== c.condDim) throw new Error(`MlpScoreNet: expected w [${b}, ${c.condDim}], got [${w.shape.join(', ')}]`);
+    if (t.rank !== 1 || t.size !== b || t.dtype !== 'float32') throw new Error(`MlpScoreNet: expected float32 times t [${b}], got ${t.dtype} [${t.shape.join(', ')}]`);
+    return tidy(() => this.mlp.forward(concat([x, w, timestepEmbedding(mul(t, 1000 / c.tMax), c.timeDim)], 1)));
+  }
+}
