@@ -11,6 +11,7 @@ import { NoiseSchedule } from './diffusion/schedule.js';
 import { sampleImages, trainDiffusion } from './diffusion/train.js';
 import { UNet2D, UNET_PRESETS, type UNet2DConfig } from './diffusion/unet.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
+import { flowCli } from './flows/cli.js';
 import { readJson, writeJson } from './experiments/results.js';
 import { savePngGrid } from './io/png.js';
 
@@ -21,6 +22,7 @@ const USAGE = `transfuse <command> [options]
                                      presets: smoke (CI, minutes), cpu (hours on 2 cores), paper (GPU scale)
   diffusion train                    train a U-Net on digits and save a checkpoint
   diffusion sample                   sample a PNG grid from a checkpoint
+  flow train|sample|eval             coupling flows on digits (bits/dim, sample grids)
 
 Common options:
   --data DIR      folder with mnist/ and usps/ (default: $TRANSFUSE_DATA, else ../shared/data)
@@ -32,6 +34,10 @@ diffusion train options:
   --steps N   --batch N   --lr X   --ema DECAY   --n N (subsample)   --classes 3,5
 diffusion sample options:
   --checkpoint DIR   --n N   --sampler ddim|ddpm   --sampler-steps N   --png FILE
+flow options:
+  train: --dataset mnist|usps --preset small|small-cond|realnvp|nice|realnvp-cond|realnvp-cond-emb|three-layer
+         [--conditional] --steps N --lr X --batch N --n N --alpha X --eval-n N --out DIR
+  sample: --checkpoint DIR --n N --png FILE      eval: --checkpoint DIR --split train|test
 `;
 
 function fail(msg: string): never {
@@ -63,6 +69,9 @@ async function main(argv: string[]): Promise<void> {
       sampler: { type: 'string', default: 'ddim' },
       'sampler-steps': { type: 'string', default: '50' },
       png: { type: 'string' },
+      alpha: { type: 'string' },
+      'eval-n': { type: 'string' },
+      split: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -126,6 +135,10 @@ async function main(argv: string[]): Promise<void> {
     const png = resolve(v.png ?? join(dir, 'samples.png'));
     savePngGrid(png, images, n, s, s, 10);
     log(`wrote ${png}${labels ? ' (one row per class)' : ''}`);
+    return;
+  }
+  if (command === 'flow' && (sub === 'train' || sub === 'sample' || sub === 'eval')) {
+    await flowCli(sub, v, log);
     return;
   }
   fail(`unknown command '${[command, sub].filter(Boolean).join(' ')}'`);

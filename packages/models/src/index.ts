@@ -2,6 +2,7 @@
 export * from './data/index.js';
 export * from './metrics/index.js';
 export * from './diffusion/index.js';
+export * from './flows/index.js';
 export * from './transfer/diffusion.js';
 export * from './transfer/multisource.js';
 export * from './experiments/index.js';

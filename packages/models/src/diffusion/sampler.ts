@@ -25,7 +25,50 @@ export interface SamplerOptions {
   seed?: number;
 }
 
-/** One reverse step from t to prev (prev = -1: to the clean sample), given the network output. */
+/** Variance of q(x_prev | x_t, x0) between signal levels ᾱ (now) and ᾱ_prev (next): DDPM's β̃. */
+export function posteriorVariance(ab: number, abPrev: number): number {
+  return ((1 - abPrev) / (1 - ab)) * (1 - ab / abPrev);
+}
+
+export interface StepOptions {
+  sampler: 'ddpm' | 'ddim';
+  eta: number;
+  /** Clip the x0 estimate to [-clip, clip] (null: no clipping). */
+  clip: number | null;
+  prediction: Prediction;
+  noiseSeed: number;
+}
+
+/**
+ * One reverse step from signal level ᾱ to ᾱ_prev (ᾱ_prev = 1: to the clean sample) given the
+ * network output at x. Discrete schedules and the continuous VP process (ᾱ = e^{-2t}) share it.
+ */
+export function reverseStepAt(x: Tensor, output: Tensor, ab: number, abPrev: number, opts: StepOptions): Tensor {
+  return tidy(() => {
+    const [sa, ss] = [Math.sqrt(ab), Math.sqrt(1 - ab)];
+    // x0 and ε estimates from either parameterisation.
+    let x0 = opts.prediction === 'v' ? sub(mul(x, sa), mul(output, ss)) : mul(sub(x, mul(output, ss)), 1 / sa);
+    let eps = opts.prediction === 'v' ? add(mul(x, ss), mul(output, sa)) : output;
+    if (opts.clip !== null) {
+      x0 = clamp(x0, -opts.clip, opts.clip);
+      eps = mul(sub(x, mul(x0, sa)), 1 / ss);
+    }
+    const final = abPrev >= 1;
+    const noise = () => randn(x.shape, { seed: opts.noiseSeed });
+    if (opts.sampler === 'ddim') {
+      const sigma = final ? 0 : opts.eta * Math.sqrt(posteriorVariance(ab, abPrev));
+      let next = add(mul(x0, Math.sqrt(abPrev)), mul(eps, Math.sqrt(Math.max(0, 1 - abPrev - sigma * sigma))));
+      if (sigma > 0) next = add(next, mul(noise(), sigma));
+      return next;
+    }
+    // DDPM posterior mean of q(x_prev | x_t, x0), then its fixed-small variance.
+    const beta = 1 - ab / abPrev;
+    const mean = add(mul(x0, (Math.sqrt(abPrev) * beta) / (1 - ab)), mul(x, (Math.sqrt(ab / abPrev) * (1 - abPrev)) / (1 - ab)));
+    return final ? mean : add(mean, mul(noise(), Math.sqrt(posteriorVariance(ab, abPrev))));
+  });
+}
+
+/** One reverse step from step t to prev (prev = -1: to the clean sample) of a discrete schedule. */
 export function reverseStep(
   schedule: NoiseSchedule,
   x: Tensor,
@@ -34,29 +77,8 @@ export function reverseStep(
   prev: number,
   opts: Required<Omit<SamplerOptions, 'steps' | 'seed'>> & { noiseSeed: number },
 ): Tensor {
-  return tidy(() => {
-    const ab = schedule.alphaBar(t);
-    const abPrev = schedule.alphaBar(prev);
-    const [sa, ss] = [Math.sqrt(ab), Math.sqrt(1 - ab)];
-    // x0 and ε estimates from either parameterisation.
-    let x0 = opts.prediction === 'v' ? sub(mul(x, sa), mul(output, ss)) : mul(sub(x, mul(output, ss)), 1 / sa);
-    let eps = opts.prediction === 'v' ? add(mul(x, ss), mul(output, sa)) : output;
-    if (opts.clipSample) {
-      x0 = clamp(x0, -1, 1);
-      eps = mul(sub(x, mul(x0, sa)), 1 / ss);
-    }
-    const noise = () => randn(x.shape, { seed: opts.noiseSeed });
-    if (opts.sampler === 'ddim') {
-      const sigma = prev < 0 ? 0 : opts.eta * Math.sqrt(schedule.posteriorVariance(t, prev));
-      let next = add(mul(x0, Math.sqrt(abPrev)), mul(eps, Math.sqrt(Math.max(0, 1 - abPrev - sigma * sigma))));
-      if (sigma > 0) next = add(next, mul(noise(), sigma));
-      return next;
-    }
-    // DDPM posterior mean of q(x_prev | x_t, x0), then its fixed-small variance.
-    const beta = 1 - ab / abPrev;
-    const mean = add(mul(x0, (Math.sqrt(abPrev) * beta) / (1 - ab)), mul(x, (Math.sqrt(ab / abPrev) * (1 - abPrev)) / (1 - ab)));
-    return prev < 0 ? mean : add(mean, mul(noise(), Math.sqrt(schedule.posteriorVariance(t, prev))));
-  });
+  const { clipSample, ...rest } = opts;
+  return reverseStepAt(x, output, schedule.alphaBar(t), schedule.alphaBar(prev), { ...rest, clip: clipSample ? 1 : null });
 }
 
 /**

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng.js';
 import { MNIST_USPS_PRESETS, runMnistUsps } from './mnist-usps.js';
+import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 
 export interface ExperimentRun {
   preset: string;
@@ -24,6 +25,10 @@ export const EXPERIMENTS: Record<string, { presets: string[]; run: (r: Experimen
     run: (r) =>
       runChengRestoration({ preset: pick(CHENG_RESTORATION_PRESETS, r.preset), presetName: r.preset, dataDir: r.dataDir, out: r.out, log: r.log }),
   },
+  'sec-simulation': {
+    presets: Object.keys(SEC_SIMULATION_PRESETS),
+    run: (r) => runSecSimulation({ preset: pick(SEC_SIMULATION_PRESETS, r.preset), presetName: r.preset, out: r.out, log: r.log }),
+  },
 };
 
 function pick<T>(table: Record<string, T>, name: string): T {
@@ -44,4 +49,13 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   return e.run(r);
 }
 
-export { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, MNIST_USPS_PRESETS, runChengRestoration, runChengSynthetic, runMnistUsps };
+export {
+  CHENG_RESTORATION_PRESETS,
+  CHENG_SYNTHETIC_PRESETS,
+  MNIST_USPS_PRESETS,
+  SEC_SIMULATION_PRESETS,
+  runChengRestoration,
+  runChengSynthetic,
+  runMnistUsps,
+  runSecSimulation,
+};

@@ -30,11 +30,11 @@ import {
   square,
   tensor,
   tidy,
-  clamp,
   type Tensor,
 } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
 import type { ConditionEncoder, MlpScoreNet } from '../diffusion/mlp.js';
+import { reverseStepAt } from '../diffusion/sampler.js';
 import { vpProcess } from '../diffusion/schedule.js';
 
 /** n pairs (x_i, y_i), row-major: x [n, d_x], y [n, D_y]. */
@@ -253,30 +253,19 @@ export function sampleConditional(head: MlpScoreNet, w: Tensor, o: ConditionalSa
   const b = w.shape[0];
   const d = head.config.dataDim;
   return noGrad(() => {
-    const denoise = (x: Tensor, t: number) =>
-      tidy(() => {
-        const eps = head.forward(x, w, tensor(new Float32Array(b).fill(t)));
-        let x0 = mul(sub(x, mul(eps, vpProcess.sigma(t))), 1 / vpProcess.alpha(t));
-        if (o.clip !== undefined) x0 = clamp(x0, -o.clip, o.clip);
-        return { x0, eps: mul(sub(x, mul(x0, vpProcess.alpha(t))), 1 / vpProcess.sigma(t)) };
-      });
     let x = randn([b, d], { seed: deriveSeed(seed, 0) });
-    for (let i = 0; i + 1 < ts.length; i++) {
-      const [t, s] = [ts[i], ts[i + 1]];
+    // The VP process has ᾱ_t = α_t² = e^{-2t}; the last step lands on the clean estimate (ᾱ = 1).
+    ts.forEach((t, i) => {
+      const abPrev = i + 1 < ts.length ? vpProcess.alpha(ts[i + 1]) ** 2 : 1;
       const next = tidy(() => {
-        const { x0, eps } = denoise(x, t);
-        const [at, as, st, ss] = [vpProcess.alpha(t), vpProcess.alpha(s), vpProcess.sigma(t), vpProcess.sigma(s)];
-        const ats = at / as;
-        const c = eta * Math.sqrt(((1 - ats * ats) * ss * ss) / (st * st));
-        const mean = add(mul(x0, as), mul(eps, Math.sqrt(Math.max(0, ss * ss - c * c))));
-        return c > 0 ? add(mean, mul(randn([b, d], { seed: deriveSeed(seed, i + 1) }), c)) : mean;
+        const eps = head.forward(x, w, tensor(new Float32Array(b).fill(t)));
+        const step = { sampler: 'ddim', eta, clip: o.clip ?? null, prediction: 'epsilon', noiseSeed: deriveSeed(seed, i + 1) } as const;
+        return reverseStepAt(x, eps, vpProcess.alpha(t) ** 2, abPrev, step);
       });
       x.dispose();
       x = next;
-    }
-    const out = tidy(() => denoise(x, ts.at(-1)!).x0);
-    x.dispose();
-    return out;
+    });
+    return x;
   });
 }
 
