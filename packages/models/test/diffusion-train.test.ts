@@ -132,12 +132,17 @@ describe('experiments (smoke presets, end to end)', () => {
     test(name, async () => {
       const out = mkdtempSync(join(tmpdir(), `transfuse-${name}-`));
       const md = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });
-      expect(md).toMatch(/\| n_s \| transfer W1 \|/);
+      expect(md).toMatch(/\| model \| n_s \| transfer W1 \|/);
       const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
       expect(results.floor).toBeGreaterThan(0);
-      expect(results.baseline[0].w1).toBeGreaterThan(0);
-      expect(results.transfer['200'][0].w1).toBeGreaterThan(0);
-      for (const f of ['results.md', 'w1.svg', 'usps-split.json', 'samples-baseline-seed0.png']) expect(existsSync(join(out, f)), f).toBe(true);
+      for (const family of ['diffusion', 'flow']) {
+        const fr = results.families[family];
+        expect(fr.baseline[0].w1, family).toBeGreaterThan(0);
+        expect(fr.transfer['200'][0].w1, family).toBeGreaterThan(0);
+        expect(fr.variant['200'][0].w1, family).toBeGreaterThan(0);
+        expect(existsSync(join(out, `samples-${family}-baseline-seed0.png`))).toBe(true);
+      }
+      for (const f of ['results.md', 'w1.svg', 'usps-split.json']) expect(existsSync(join(out, f)), f).toBe(true);
       // Resumable: a second run recomputes nothing and gives the same table.
       const again = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });
       expect(again).toBe(md);

@@ -12,9 +12,13 @@ import { NoiseSchedule } from '../diffusion/schedule.js';
 import { sampleImages, trainDiffusion, type ImageSet } from '../diffusion/train.js';
 import { UNET_PRESETS, type UNet2D, type UNet2DConfig } from '../diffusion/unet.js';
 import { savePngGrid } from '../io/png.js';
-import { lineChartSvg } from '../io/plot.js';
+import { lineChartSvg, type Series } from '../io/plot.js';
 import { w1Gpu } from '../metrics/gpu.js';
 import { baselineModel, conditionalTransferModel, unconditionalTransferModel } from '../transfer/diffusion.js';
+import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditionalFlowTransfer } from '../transfer/flows.js';
+import { Flow } from '../flows/flow.js';
+import { flowPreset } from '../flows/presets.js';
+import { imageFlowData, sampleFlow, trainFlow } from '../flows/train.js';
 import { cell, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
 
 export interface MnistUspsPreset {
@@ -32,19 +36,25 @@ export interface MnistUspsPreset {
   evalN: number;
   /** DDIM steps for sampling. */
   samplerSteps: number;
-  /** Also run the 'fresh-head' (conditional) or 'freeze-deep' (unconditional) transfer variant. */
+  /** Also run the second transfer variant ('fresh-head' conditional; 'freeze-deep' / 'fresh' unconditional). */
   variant: boolean;
+  /** Model families compared, each with its own transfer and no-transfer runs. */
+  families: Family[];
+  /** Coupling-flow settings (the 'small' / 'small-cond' presets). */
+  flow: { sourceSteps: number; targetSteps: number; batchSize: number; lr: number };
 }
+
+export type Family = 'diffusion' | 'flow';
 
 export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', MnistUspsPreset> = {
   // Minutes in CI: proves the pipeline end to end, not the science.
-  smoke: { size: 16, unet: 'tiny', nsList: [200], seeds: [0], sourceSteps: 12, targetSteps: 12, batchSize: 8, lr: 2e-3, evalN: 40, samplerSteps: 4, variant: true },
+  smoke: { size: 16, unet: 'tiny', nsList: [200], seeds: [0], sourceSteps: 12, targetSteps: 12, batchSize: 8, lr: 2e-3, evalN: 40, samplerSteps: 4, variant: true, families: ['diffusion', 'flow'], flow: { sourceSteps: 12, targetSteps: 12, batchSize: 16, lr: 1e-3 } },
   // `npm run demo`: under 15 minutes on a 2-core machine with software WebGPU.
-  demo: { size: 16, unet: 'tiny', nsList: [1000, 10000], seeds: [0], sourceSteps: 500, targetSteps: 300, batchSize: 32, lr: 2e-3, evalN: 300, samplerSteps: 20, variant: false },
+  demo: { size: 16, unet: 'tiny', nsList: [1000, 10000], seeds: [0], sourceSteps: 500, targetSteps: 300, batchSize: 32, lr: 2e-3, evalN: 300, samplerSteps: 20, variant: false, families: ['diffusion', 'flow'], flow: { sourceSteps: 600, targetSteps: 400, batchSize: 64, lr: 1e-3 } },
   // Hours on a 2-core CPU.
-  cpu: { size: 16, unet: 'tiny', nsList: [1000, 5000, 10000, 30000, 60000], seeds: [0, 1], sourceSteps: 3000, targetSteps: 1500, batchSize: 64, lr: 2e-3, evalN: 1000, samplerSteps: 25, variant: true },
+  cpu: { size: 16, unet: 'tiny', nsList: [1000, 5000, 10000, 30000, 60000], seeds: [0, 1], sourceSteps: 3000, targetSteps: 1500, batchSize: 64, lr: 2e-3, evalN: 1000, samplerSteps: 25, variant: true, families: ['diffusion', 'flow'], flow: { sourceSteps: 4000, targetSteps: 2000, batchSize: 64, lr: 1e-3 } },
   // A GPU: the paper's scale (all held-out digits, the `small` U-Net).
-  paper: { size: 16, unet: 'small', nsList: [1000, 5000, 10000, 30000, 60000], seeds: [0, 1, 2], sourceSteps: 30000, targetSteps: 15000, batchSize: 128, lr: 2e-4, evalN: 2188, samplerSteps: 50, variant: true },
+  paper: { size: 16, unet: 'small', nsList: [1000, 5000, 10000, 30000, 60000], seeds: [0, 1, 2], sourceSteps: 30000, targetSteps: 15000, batchSize: 128, lr: 2e-4, evalN: 2188, samplerSteps: 50, variant: true, families: ['diffusion', 'flow'], flow: { sourceSteps: 20000, targetSteps: 10000, batchSize: 256, lr: 1e-3 } },
 };
 
 export interface MnistUspsOptions {
@@ -64,17 +74,38 @@ interface EvalResult {
   finalLoss: number;
 }
 
+export interface FamilyResults {
+  baseline: EvalResult[];
+  transfer: Record<string, EvalResult[]>;
+  variant: Record<string, EvalResult[]>;
+  variantName: string | null;
+}
+
 export interface MnistUspsResults {
   experiment: string;
   preset: string;
   config: MnistUspsPreset;
   metric: string;
   floor: number;
-  baseline: EvalResult[];
-  transfer: Record<string, EvalResult[]>;
-  variant: Record<string, EvalResult[]>;
-  variantName: string | null;
+  families: Partial<Record<Family, FamilyResults>>;
   splitSeed: number;
+}
+
+/** What the runner needs of a generative model, whatever its family. */
+interface Generative {
+  train(data: ImageSet, steps: number, seed: number, label: string): Promise<{ seconds: number; finalLoss: number }>;
+  /** n images in [-1, 1] (labels for a conditional model). */
+  sample(n: number, labels: Int32Array | undefined, seed: number): Promise<Float32Array>;
+  save(dir: string): Promise<void>;
+  dispose(): void;
+}
+
+interface FamilyRunner {
+  variantName: string;
+  baseline(seed: number): Generative;
+  /** A fresh source model to pre-train. */
+  source(seed: number): Generative;
+  transfer(source: Generative, variant: boolean, seed: number): Generative;
 }
 
 const SPLIT_SEED = 0;
@@ -96,19 +127,8 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
   const mnist = loadDigits(o.dataDir, 'mnist', 'train');
   log(`${name} (${o.presetName}): USPS target ${target.n} train / ${heldAll.n} held out (W1 on ${held.n}), resolution ${p.size}x${p.size}`);
 
-  const unetConfig: UNet2DConfig = { sampleSize: p.size, ...UNET_PRESETS[p.unet], numClassEmbeds: o.conditional ? 10 : undefined };
-  const schedule = new NoiseSchedule();
-  const train = (model: UNet2D, data: ImageSet, steps: number, seed: number, label: string) =>
-    trainDiffusion(model, schedule, data, { steps, batchSize: p.batchSize, lr: p.lr, warmup: Math.floor(Math.min(100, steps / 10)), finalLrFraction: 0.1, seed, label, logEvery: Math.max(10, Math.floor(steps / 10)) });
-
-  async function evaluate(model: UNet2D, seed: number, gridPath: string): Promise<Omit<EvalResult, 'trainSeconds' | 'finalLoss'>> {
-    model.eval();
-    const samples = await sampleImages(model, schedule, { n: held.n, labels: o.conditional ? held.labels! : undefined }, {
-      sampler: 'ddim',
-      steps: p.samplerSteps,
-      seed,
-      batchSize: 256,
-    });
+  const evaluate = async (model: Generative, seed: number, gridPath: string): Promise<Omit<EvalResult, 'trainSeconds' | 'finalLoss'>> => {
+    const samples = await model.sample(held.n, o.conditional ? held.labels! : undefined, seed);
     savePngGrid(gridPath, gridOf(samples, held.labels!, d, o.conditional), o.conditional ? 100 : Math.min(100, held.n), p.size, p.size, 10);
     const w1 = (await w1Gpu(samples, held.images, held.n, held.n, d)) / 2;
     const perClass: Record<string, number> = {};
@@ -120,7 +140,7 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
       }
     }
     return { w1, perClass };
-  }
+  };
 
   const floor = await cell(o.out, 'floor', async () => {
     // Real vs real: USPS training digits (same class counts) against the held-out ones.
@@ -134,54 +154,129 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
     config: p,
     metric: `exact W1 (Euclidean cost, pixels in [0, 1], ${p.size}x${p.size} images) between ${held.n} generated and ${held.n} held-out USPS digits`,
     floor,
-    baseline: [],
-    transfer: {},
-    variant: {},
-    variantName: p.variant ? (o.conditional ? 'fresh-head' : 'freeze-deep') : null,
+    families: {},
     splitSeed: SPLIT_SEED,
   };
 
-  for (const seed of p.seeds) {
-    results.baseline.push(
-      await cell(o.out, `baseline-seed${seed}`, async () => {
-        const model = baselineModel(unetConfig, deriveSeed(seed, 1));
-        const r = await train(model, target, p.targetSteps, deriveSeed(seed, 2), `baseline seed ${seed}`);
-        r.ema?.copyTo(model);
-        const e = await evaluate(model, deriveSeed(seed, 3), join(o.out, `samples-baseline-seed${seed}.png`));
+  for (const family of p.families) {
+    const runner = family === 'diffusion' ? diffusionRunner(p, o.conditional) : flowRunner(p, o.conditional);
+    const fr: FamilyResults = { baseline: [], transfer: {}, variant: {}, variantName: p.variant ? runner.variantName : null };
+    results.families[family] = fr;
+    // One cell: build a model, train it on the target, sample, score; skipped when already done.
+    const evalCell = (id: string, seed: number, build: () => Promise<Generative>, steps: number, label: string) =>
+      cell(o.out, `${family}-${id}`, async () => {
+        const model = await build();
+        const t = await model.train(target, steps, deriveSeed(seed, 2), label);
+        const e = await evaluate(model, deriveSeed(seed, 3), join(o.out, `samples-${family}-${id}.png`));
         model.dispose();
-        return { ...e, trainSeconds: r.seconds, finalLoss: r.losses.at(-1)![1] };
-      }, log),
-    );
-    for (const ns of p.nsList) {
-      const source = prepareDigits(mnist, null, { size: p.size, classes, n: ns, seed: deriveSeed(seed, ns) });
-      let sourceModel: UNet2D | null = null;
-      const getSource = async () => {
-        if (!sourceModel) {
-          sourceModel = baselineModel(unetConfig, deriveSeed(seed, 10));
-          await train(sourceModel, source, p.sourceSteps, deriveSeed(seed, 11), `source n_s=${source.n} seed ${seed}`);
-          await saveCheckpoint(join(o.out, 'models', `source-ns${ns}-seed${seed}`), { model: sourceModel, step: p.sourceSteps, extra: { config: unetConfig, ns: source.n } });
+        return { ...e, trainSeconds: t.seconds, finalLoss: t.finalLoss };
+      }, log);
+    const targetSteps = family === 'flow' ? p.flow.targetSteps : p.targetSteps;
+    for (const seed of p.seeds) {
+      fr.baseline.push(await evalCell(`baseline-seed${seed}`, seed, async () => runner.baseline(deriveSeed(seed, 1)), targetSteps, `${family} baseline seed ${seed}`));
+      for (const ns of p.nsList) {
+        const source = prepareDigits(mnist, null, { size: p.size, classes, n: ns, seed: deriveSeed(seed, ns) });
+        let sourceModel: Generative | null = null;
+        // Pre-trained only when a cell that needs it has not run yet; saved for later use.
+        const getSource = async () => {
+          if (!sourceModel) {
+            sourceModel = runner.source(deriveSeed(seed, 10));
+            await sourceModel.train(source, family === 'flow' ? p.flow.sourceSteps : p.sourceSteps, deriveSeed(seed, 11), `${family} source n_s=${source.n} seed ${seed}`);
+            await sourceModel.save(join(o.out, 'models', `${family}-source-ns${ns}-seed${seed}`));
+          }
+          return sourceModel;
+        };
+        for (const variant of p.variant ? [false, true] : [false]) {
+          const id = `${variant ? 'variant' : 'transfer'}-ns${ns}-seed${seed}`;
+          const label = `${family} ${variant ? runner.variantName : 'transfer'} n_s=${source.n} seed ${seed}`;
+          const r = await evalCell(id, seed, async () => runner.transfer(await getSource(), variant, deriveSeed(seed, 12)), targetSteps, label);
+          ((variant ? fr.variant : fr.transfer)[ns] ??= []).push(r);
         }
-        return sourceModel;
-      };
-      const transferCell = async (mode: string) => {
-        const src = await getSource();
-        const model = o.conditional
-          ? conditionalTransferModel(src, mode === 'variant' ? 'fresh-head' : 'finetune', deriveSeed(seed, 12))
-          : unconditionalTransferModel(src, mode === 'variant' ? 'freeze-deep' : 'finetune', deriveSeed(seed, 12));
-        const r = await train(model, target, p.targetSteps, deriveSeed(seed, 2), `${mode} n_s=${source.n} seed ${seed}`);
-        const e = await evaluate(model, deriveSeed(seed, 3), join(o.out, `samples-${mode}-ns${ns}-seed${seed}.png`));
-        model.dispose();
-        return { ...e, trainSeconds: r.seconds, finalLoss: r.losses.at(-1)![1] };
-      };
-      (results.transfer[ns] ??= []).push(await cell(o.out, `transfer-ns${ns}-seed${seed}`, () => transferCell('transfer'), log));
-      if (p.variant) (results.variant[ns] ??= []).push(await cell(o.out, `variant-ns${ns}-seed${seed}`, () => transferCell('variant'), log));
-      (sourceModel as UNet2D | null)?.dispose();
+        (sourceModel as Generative | null)?.dispose();
+      }
     }
   }
   writeReport(o.out, results);
   return results;
 }
 
+/** U-Net diffusion: DDPM training, DDIM sampling; transfer freezes the class embedding. */
+function diffusionRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner {
+  const config: UNet2DConfig = { sampleSize: p.size, ...UNET_PRESETS[p.unet], numClassEmbeds: conditional ? 10 : undefined };
+  const schedule = new NoiseSchedule();
+  const wrap = (model: UNet2D): Generative => ({
+    async train(data, steps, seed, label) {
+      model.train();
+      const r = await trainDiffusion(model, schedule, data, {
+        steps,
+        batchSize: p.batchSize,
+        lr: p.lr,
+        warmup: Math.floor(Math.min(100, steps / 10)),
+        finalLrFraction: 0.1,
+        seed,
+        label,
+        logEvery: Math.max(10, Math.floor(steps / 10)),
+      });
+      return { seconds: r.seconds, finalLoss: r.losses.at(-1)![1] };
+    },
+    sample(n, labels, seed) {
+      model.eval();
+      return sampleImages(model, schedule, { n, labels }, { sampler: 'ddim', steps: p.samplerSteps, seed, batchSize: 256 });
+    },
+    save: (dir) => saveCheckpoint(dir, { model, step: 0, extra: { config } }),
+    dispose: () => model.dispose(),
+    unet: model,
+  } as Generative & { unet: UNet2D });
+  const unetOf = (g: Generative) => (g as Generative & { unet: UNet2D }).unet;
+  return {
+    variantName: conditional ? 'fresh-head' : 'freeze-deep',
+    baseline: (seed) => wrap(baselineModel(config, seed)),
+    source: (seed) => wrap(baselineModel(config, seed)),
+    transfer: (src, variant, seed) =>
+      wrap(
+        conditional
+          ? conditionalTransferModel(unetOf(src), variant ? 'fresh-head' : 'finetune', seed)
+          : unconditionalTransferModel(unetOf(src), variant ? 'freeze-deep' : 'finetune', seed),
+      ),
+  };
+}
+
+/**
+ * Coupling flows (the 'small' presets, logit transform, dequantised pixels). Conditional transfer
+ * freezes the shared condition embedding; unconditional transfer freezes the learned base (the law
+ * of U) and fits the flow g_t, initialised from g_s ('finetune') or afresh ('fresh').
+ */
+function flowRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner {
+  const config = conditional ? flowPreset('small-cond', { dim: p.size * p.size }) : flowPreset('small', { dim: p.size * p.size, base: 'diagonal' });
+  const wrap = (flow: Flow): Generative => ({
+    async train(data, steps, seed, label) {
+      flow.train();
+      // Digit subsets keep their labels for reporting; only a conditional flow reads them.
+      const flowData = { ...imageFlowData(data), labels: conditional ? data.labels : null };
+      const r = await trainFlow(flow, flowData, { steps, batchSize: p.flow.batchSize, lr: p.flow.lr, seed, label, clipNorm: 1, logEvery: Math.max(10, Math.floor(steps / 10)) });
+      return { seconds: r.seconds, finalLoss: r.losses.at(-1)![1] };
+    },
+    sample(n, labels, seed) {
+      flow.eval();
+      return sampleFlow(flow, n, { seed, labels });
+    },
+    save: (dir) => saveCheckpoint(dir, { model: flow, step: 0, extra: { config } }),
+    dispose: () => flow.dispose(),
+    flow,
+  } as Generative & { flow: Flow });
+  const flowOf = (g: Generative) => (g as Generative & { flow: Flow }).flow;
+  return {
+    variantName: conditional ? 'fresh-head' : 'fresh',
+    baseline: (seed) => wrap(baselineFlow(conditional ? config : standardBaseConfig(config), seed)),
+    source: (seed) => wrap(baselineFlow(config, seed)),
+    transfer: (src, variant, seed) =>
+      wrap(
+        conditional
+          ? conditionalFlowTransfer(flowOf(src), variant ? 'fresh-head' : 'finetune', seed)
+          : unconditionalFlowTransfer(flowOf(src), variant ? 'fresh' : 'finetune', seed),
+      ),
+  };
+}
 function pick(set: ImageSet & { indices?: Int32Array }, rows: Int32Array): ImageSet {
   const d = set.channels * set.height * set.width;
   return { ...set, images: gather(set.images, rows, d), labels: set.labels ? Int32Array.from(rows, (r) => set.labels![r]) : null, n: rows.length };
@@ -207,35 +302,44 @@ function gridOf(samples: Float32Array, labels: Int32Array, d: number, conditiona
 /** results.json, results.md (table) and w1.svg (error vs n_s) in the results folder. */
 export function writeReport(out: string, r: MnistUspsResults): void {
   writeJson(join(out, 'results.json'), r);
-  const base = stat(r.baseline.map((e) => e.w1));
+  const c = r.config;
   const lines = [
     `# ${r.experiment} (preset ${r.preset})`,
     '',
     `Metric: ${r.metric}. Lower is better. Real-vs-real floor (USPS train vs held out): ${r.floor.toFixed(4)}.`,
-    `Seeds: ${r.config.seeds.join(', ')}; U-Net preset ${r.config.unet}; source ${r.config.sourceSteps} steps, target ${r.config.targetSteps} steps, batch ${r.config.batchSize}; DDIM ${r.config.samplerSteps} steps.`,
+    `Seeds: ${c.seeds.join(', ')}. Diffusion: U-Net preset ${c.unet}, source ${c.sourceSteps} / target ${c.targetSteps} steps, batch ${c.batchSize}, DDIM ${c.samplerSteps} steps. ` +
+      `Flow: 'small' coupling flow, source ${c.flow.sourceSteps} / target ${c.flow.targetSteps} steps, batch ${c.flow.batchSize}.`,
     '',
-    `| n_s | transfer W1 |${r.variantName ? ` ${r.variantName} W1 |` : ''} no-transfer W1 | transfer / no-transfer |`,
-    `|---|---|${r.variantName ? '---|' : ''}---|---|`,
+    '| model | n_s | transfer W1 | variant W1 | no-transfer W1 | transfer / no-transfer |',
+    '|---|---|---|---|---|---|',
   ];
-  for (const ns of Object.keys(r.transfer).map(Number).sort((a, b) => a - b)) {
-    const t = stat(r.transfer[ns].map((e) => e.w1));
-    const v = r.variantName && r.variant[ns] ? ` ${fmtStat(stat(r.variant[ns].map((e) => e.w1)))} |` : r.variantName ? ' |' : '';
-    lines.push(`| ${ns} | ${fmtStat(t)} |${v} ${fmtStat(base)} | ${(t.mean / base.mean).toFixed(3)} |`);
+  const series: Series[] = [];
+  for (const [family, fr] of Object.entries(r.families) as [Family, FamilyResults][]) {
+    const base = stat(fr.baseline.map((e) => e.w1));
+    const nsList = Object.keys(fr.transfer).map(Number).sort((a, b) => a - b);
+    for (const ns of nsList) {
+      const t = stat(fr.transfer[ns].map((e) => e.w1));
+      const v = fr.variant[ns] ? `${fmtStat(stat(fr.variant[ns].map((e) => e.w1)))} (${fr.variantName})` : '-';
+      lines.push(`| ${family} | ${ns} | ${fmtStat(t)} | ${v} | ${fmtStat(base)} | ${(t.mean / base.mean).toFixed(3)} |`);
+    }
+    series.push({ name: `${family}: transfer`, points: nsList.map((x) => ({ x, ...meanSd(fr.transfer[x]) })) });
+    series.push({ name: `${family}: no transfer`, points: nsList.map((x) => ({ x, y: base.mean })), dashed: true });
   }
-  if (r.baseline[0] && Object.keys(r.baseline[0].perClass).length) {
-    lines.push('', 'Per-class W1 (first seed):', '', '| model | ' + [...Array(10).keys()].join(' | ') + ' |', '|---|' + '---|'.repeat(10));
-    const row = (name: string, e: EvalResult) => `| ${name} | ${[...Array(10).keys()].map((c) => e.perClass[c]?.toFixed(3) ?? '-').join(' | ')} |`;
-    lines.push(row('no transfer', r.baseline[0]));
-    for (const ns of Object.keys(r.transfer)) lines.push(row(`transfer n_s=${ns}`, r.transfer[ns][0]));
+  const first = Object.entries(r.families).find(([, fr]) => fr && Object.keys(fr.baseline[0]?.perClass ?? {}).length);
+  if (first) {
+    const [family, fr] = first as [Family, FamilyResults];
+    lines.push('', `Per-class W1, ${family}, first seed:`, '', '| model | ' + [...Array(10).keys()].join(' | ') + ' |', '|---|' + '---|'.repeat(10));
+    const row = (label: string, e: EvalResult) => `| ${label} | ${[...Array(10).keys()].map((k) => e.perClass[k]?.toFixed(3) ?? '-').join(' | ')} |`;
+    lines.push(row('no transfer', fr.baseline[0]));
+    for (const ns of Object.keys(fr.transfer)) lines.push(row(`transfer n_s=${ns}`, fr.transfer[ns][0]));
   }
   writeFileAtomic(join(out, 'results.md'), `${lines.join('\n')}\n`);
-  const nsList = Object.keys(r.transfer).map(Number);
-  const flat = (y: number) => nsList.map((x) => ({ x, y }));
-  const series = [
-    { name: 'transfer', points: nsList.map((x) => ({ x, y: stat(r.transfer[x].map((e) => e.w1)).mean, spread: stat(r.transfer[x].map((e) => e.w1)).sd })) },
-    { name: 'no transfer', points: flat(base.mean), dashed: true },
-    { name: 'USPS floor', points: flat(r.floor), dashed: true },
-  ];
-  if (r.variantName) series.splice(1, 0, { name: r.variantName, points: nsList.filter((x) => r.variant[x]).map((x) => ({ x, y: stat(r.variant[x].map((e) => e.w1)).mean, spread: 0 })) });
+  const xs = [...new Set(series.flatMap((s) => s.points.map((q) => q.x)))];
+  series.push({ name: 'USPS floor', points: xs.map((x) => ({ x, y: r.floor })), dashed: true });
   writeFileAtomic(join(out, 'w1.svg'), lineChartSvg(`${r.experiment}: W1 to held-out USPS vs n_s`, 'MNIST source size n_s', 'W1 (pixels in [0,1])', series, { logX: true }));
+}
+
+function meanSd(results: EvalResult[]): { y: number; spread: number } {
+  const s = stat(results.map((e) => e.w1));
+  return { y: s.mean, spread: s.sd };
 }
