@@ -4,6 +4,8 @@
  */
 import {
   convKernel,
+  convPackChannelsKernel,
+  convPackWeightsKernel,
   convRowKernel,
   convWeightGradRowKernel,
   convWeightGradKernel,
@@ -54,17 +56,23 @@ interface ConvGeometry {
   wo: number;
 }
 
-const CONV_BLOCK: ConvBlocking = JSON.parse(process.env.CONV_BLOCK ?? '{"tco":4,"tpx":4,"wg":64}');
-const ROW_BLOCK: ConvBlocking = JSON.parse(process.env.ROW_BLOCK ?? '{"tco":4,"tpx":8,"wg":64}');
-/** Widest kernel the row kernel is unrolled for; wider ones use the general kernel. */
-const ROW_MAX_KW = 7;
-const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
-const WGRAD_ROW_BLOCK: ConvWeightGradBlocking = JSON.parse(process.env.WGRAD_ROW_BLOCK ?? '{"tco":8,"tci":2,"wg":8}');
-const WGRAD_MIN_WORKGROUPS = Number(process.env.WGRAD_MIN_WG ?? 64);
-/**
- * The weight gradient reduces over batch and pixels; below this many invocations the batch is
- * split into chunks whose partial sums are added afterwards, so every core (or GPU lane) has work.
+/*
+ * Register blocks, measured on llvmpipe (Vulkan lavapipe and OpenGL alike; see the kernels'
+ * comments): the row kernels serve stride-1 convs along x and their input gradients, the general
+ * ones everything else.
  */
+const ROW_BLOCK: ConvBlocking = { tco: 4, tpx: 8, wg: 64 };
+const CONV_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
+const WGRAD_ROW_BLOCK: ConvWeightGradBlocking = { tco: 8, tci: 2, wg: 8 };
+const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
+/** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
+const ROW_MAX_KW = 7;
+/**
+ * The weight gradient reduces over batch and pixels; with fewer workgroups (row kernel) or
+ * invocations (general kernel) than these, the batch is split into chunks whose partial sums are
+ * added afterwards, so that every core has work.
+ */
+const WGRAD_MIN_WORKGROUPS = 64;
 const WGRAD_MIN_INVOCATIONS = 4096;
 
 function pair(v: number | Pair | undefined, dflt: number, name: string, min: number): Pair {
@@ -111,6 +119,14 @@ function geometry(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions
   return { n, cin, h, w: wd, cout, kh, kw, groups, cig, cog: cout / groups, stride, padding, dilation, ho, wo };
 }
 
+/**
+ * Taps and output pixels 1 apart along x: the row kernels apply. For kw = 1 they reuse nothing
+ * and measured no faster, so 1x1 convs share the general kernels' pipelines instead of two more.
+ */
+function rowAlongX(g: ConvGeometry): boolean {
+  return g.stride[1] === 1 && g.dilation[1] === 1 && g.kw >= 2 && g.kw <= ROW_MAX_KW;
+}
+
 /** Workgroups for `invocations` pixel blocks along x (spilling into z) and `channelItems` along y. */
 function convGrid(invocations: number, wg: number, channelItems: number): { workgroups: [number, number, number]; stride: number } {
   const groups = Math.max(1, Math.ceil(invocations / wg));
@@ -119,11 +135,36 @@ function convGrid(invocations: number, wg: number, channelItems: number): { work
 }
 
 /**
+ * The weights as the conv kernels read them (see convPackWeightsKernel): vec4s of output
+ * channels, `quads` per group (the channel blocks of `tco` rounded up), flipped taps if asked.
+ * For the input gradient the roles of the weight's two channel axes swap.
+ */
+function packWeights(w: Tensor, g: ConvGeometry, transposed: boolean, flip: boolean, tco: number, op: string) {
+  const kk = g.kh * g.kw;
+  const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
+  const quads = Math.ceil(outCg / tco) * (tco / 4);
+  const wp = empty([g.groups * quads * redC * kk * 4], 'float32', op);
+  run1d(convPackWeightsKernel(), op, wp.size, [w], [wp], {
+    n: wp.size,
+    kh: g.kh,
+    kw: g.kw,
+    redC,
+    outCg,
+    quads,
+    wG: g.cog * g.cig * kk,
+    wO: transposed ? kk : g.cig * kk,
+    wI: transposed ? g.cig * kk : kk,
+    flip: flip ? 1 : 0,
+    pad0: 0,
+  });
+  return { wp, quads, qStride: redC * kk };
+}
+
+/**
  * The forward conv, or (transposed) the input gradient. Convs whose taps and output pixels are
  * 1 apart along x use the row kernel; the rest the general one (see their comments for the mapping).
  */
 function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string): void {
-  const kk = g.kh * g.kw;
   const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
   const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
   const common = {
@@ -134,22 +175,17 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
     outCg,
     outC,
     inC,
-    wG: g.cog * g.cig * kk,
-    wO: transposed ? kk : g.cig * kk,
-    wI: transposed ? g.cig * kk : kk,
     hasBias: bias ? 1 : 0,
   };
-  // Without a bias the weight is bound in its place (read-only, never read).
-  const inputs = [src.storageFor(op), w.storageFor(op), (bias ?? w).storageFor(op)];
   const outputs = [out.storageFor(op)];
-  const rowX = g.stride[1] === 1 && g.dilation[1] === 1 && g.kw <= ROW_MAX_KW;
-  if (rowX && (!transposed || g.stride[0] === 1)) {
+  if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
     const b = { ...ROW_BLOCK, kw: g.kw };
     const chBlocks = Math.ceil(outCg / b.tco);
+    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
+    const packed = packWeights(w, g, transposed, transposed, b.tco, op);
     const rowBlocks = Math.ceil(outW / b.tpx);
     const blocks = g.n * outH * rowBlocks;
     const { workgroups, stride } = convGrid(blocks, b.wg, chBlocks * g.groups);
-    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
     runtime().dispatch(convRowKernel(b), {
       op,
       params: {
@@ -165,13 +201,17 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
         dAy: g.dilation[0],
         pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
         pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
-        flip: transposed ? 1 : 0,
+        quads: packed.quads,
+        qStride: packed.qStride,
         pad0: 0,
+        pad1: 0,
+        pad2: 0,
       },
-      inputs,
+      inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
       outputs,
       workgroups,
     });
+    packed.wp.dispose();
     return;
   }
   // The input gradient of a strided conv is a transposed conv: output pixels of one phase
@@ -183,6 +223,7 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
   const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_BLOCK.tpx);
   const blocks = sB[0] * sB[1] * g.n * qH * rowBlocks;
   const chBlocks = Math.ceil(outCg / CONV_BLOCK.tco);
+  const packed = packWeights(w, g, transposed, false, CONV_BLOCK.tco, op);
   const { workgroups, stride } = convGrid(blocks, CONV_BLOCK.wg, chBlocks * g.groups);
   runtime().dispatch(convKernel(CONV_BLOCK), {
     op,
@@ -209,12 +250,16 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
       pAx: pA[1],
       sBy: sB[0],
       sBx: sB[1],
+      quads: packed.quads,
+      qStride: packed.qStride,
       pad0: 0,
+      pad1: 0,
     },
-    inputs,
+    inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
     outputs,
     workgroups,
   });
+  packed.wp.dispose();
 }
 
 function gcd(a: number, b: number): number {
@@ -223,6 +268,7 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
+/** Batch items per chunk, and chunks, so that at least `minItems` work items (of `perSplit` per chunk) run. */
 function batchSplit(n: number, perSplit: number, minItems: number): { nPerSplit: number; splits: number } {
   const nPerSplit = Math.ceil(n / Math.min(n, Math.ceil(minItems / perSplit)));
   return { nPerSplit, splits: Math.ceil(n / nPerSplit) };
@@ -235,7 +281,6 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     outCg: g.cog,
     inCg: g.cig,
     inC: g.cin,
-    outC: g.cout,
     inH: g.h,
     inW: g.w,
     inHW: g.h * g.w,
@@ -243,7 +288,7 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     outW: g.wo,
     outHW: g.ho * g.wo,
     sy: g.stride[0],
-    dy: g.dilation[0],
+    dilY: g.dilation[0],
     py: g.padding[0],
     px: g.padding[1],
     batch: g.n,
@@ -253,16 +298,21 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
   let params: Record<string, number>;
   let workgroups: [number, number, number];
   let splits: number;
-  if (g.stride[1] === 1 && g.dilation[1] === 1 && g.kw <= ROW_MAX_KW) {
+  // The row kernel reads dy channels-last (a temporary copy); the general one reads it as is.
+  let dyIn = dy;
+  if (rowAlongX(g)) {
     const b = { ...WGRAD_ROW_BLOCK, kw: g.kw };
     k = convWeightGradRowKernel(b);
     const coBlocks = Math.ceil(g.cog / b.tco);
+    const quads = coBlocks * (b.tco / 4);
+    dyIn = empty([g.n * g.groups * g.ho * g.wo * quads * 4], 'float32', op);
+    run1d(convPackChannelsKernel(), op, dyIn.size, [dy], [dyIn], { n: dyIn.size, hw: g.ho * g.wo, cg: g.cog, quads, pad0: 0, pad1: 0, pad2: 0 });
     const lanes = Math.ceil(g.cig / b.tci) * g.kh;
     const perSplit = Math.ceil(lanes / b.wg) * coBlocks * g.groups;
     const split = batchSplit(g.n, perSplit, WGRAD_MIN_WORKGROUPS);
     splits = split.splits;
     workgroups = [Math.ceil(lanes / b.wg), coBlocks * g.groups, splits];
-    params = { ...common, lanes, coBlocks, kh: g.kh, nPerSplit: split.nPerSplit };
+    params = { ...common, lanes, coBlocks, kh: g.kh, nPerSplit: split.nPerSplit, groups: g.groups, quads, pad0: 0, pad1: 0, pad2: 0 };
   } else {
     k = convWeightGradKernel(WGRAD_BLOCK);
     const coBlocks = Math.ceil(g.cog / WGRAD_BLOCK.tco);
@@ -271,16 +321,17 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     const split = batchSplit(g.n, perSplit, WGRAD_MIN_INVOCATIONS);
     splits = split.splits;
     const items = perSplit * splits;
-    const grid2 = grid(items, k.workgroupSize[0], runtime().limits.maxComputeWorkgroupsPerDimension);
-    workgroups = [...grid2.workgroups, 1];
+    const flat = grid(items, k.workgroupSize[0], runtime().limits.maxComputeWorkgroupsPerDimension);
+    workgroups = [...flat.workgroups, 1];
     params = {
       ...common,
+      outC: g.cout,
       items,
-      stride: grid2.stride,
+      stride: flat.stride,
       kw: g.kw,
       kk,
       nPerSplit: split.nPerSplit,
-      dx: g.dilation[1],
+      dilX: g.dilation[1],
       sx: g.stride[1],
       coBlocks,
       ciBlocks,
@@ -290,7 +341,8 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     };
   }
   const partial = empty(splits === 1 ? wShape : [splits, ...wShape], 'float32', op);
-  runtime().dispatch(k, { op, params, inputs: [x.storageFor(op), dy.storageFor(op)], outputs: [partial.storageFor(op)], workgroups });
+  runtime().dispatch(k, { op, params, inputs: [x.storageFor(op), dyIn.storageFor(op)], outputs: [partial.storageFor(op)], workgroups });
+  if (dyIn !== dy) dyIn.dispose();
   if (splits === 1) return partial;
   const dw = sum(partial, 0);
   partial.dispose();

@@ -1,5 +1,5 @@
 /** Reductions along any axes (keepdims optional), softmax family, and their backward rules. */
-import { grid, REDUCE_WORKGROUP, reduceColsKernel, reduceRowsKernel, type ReduceOp } from '@transfuse/kernels';
+import { grid, reduceColsKernel, reduceRowsKernel, type ReduceOp } from '@transfuse/kernels';
 import { noGrad, record, tidy } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt, normAxes, normAxis, sizeOf } from '../shape.js';
