@@ -147,6 +147,7 @@ export class Runtime {
   syncEachOp: boolean;
   /** Fill every newly acquired output with NaN so tests catch elements a kernel never writes. */
   poisonOutputs = false;
+  private profiler: Profiler | null = null;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
 
@@ -273,6 +274,7 @@ export class Runtime {
       entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size } });
     }
     const group = this.device.createBindGroup({ layout, entries });
+    if (this.profiler) this.profiler.beginDispatch(this, k.name);
     this.pass!.setPipeline(pipeline);
     this.pass!.setBindGroup(0, group);
     this.pass!.dispatchWorkgroups(wx, wy, wz);
@@ -288,6 +290,32 @@ export class Runtime {
     this.pass = this.encoder.beginComputePass();
   }
 
+  /** @internal the profiler records each dispatch in its own timed pass */
+  beginTimedPass(writes: GPUComputePassTimestampWrites): void {
+    if (!this.encoder) this.begin();
+    this.pass?.end();
+    this.pass = this.encoder!.beginComputePass({ timestampWrites: writes });
+  }
+
+  /**
+   * Starts timing every kernel with GPU timestamp queries (adapters with 'timestamp-query');
+   * each dispatch then runs in its own compute pass, so use it to find hot kernels, not to time
+   * a whole workload. Read the totals with `profileReport()` after `await sync()`.
+   */
+  startProfiling(): void {
+    if (!this.features.has('timestamp-query')) throw new Error("startProfiling: this adapter lacks 'timestamp-query'");
+    this.flush();
+    this.profiler = new Profiler(this.device, RING_SLOTS);
+  }
+
+  /** Kernel name → total GPU milliseconds and dispatch count since startProfiling(), slowest first. */
+  async profileReport(): Promise<{ kernel: string; ms: number; count: number }[]> {
+    if (!this.profiler) throw new Error('profileReport: call startProfiling() first');
+    await this.sync();
+    await this.profiler.settled();
+    return [...this.profiler.totals].map(([kernel, t]) => ({ kernel, ...t })).sort((a, b) => b.ms - a.ms);
+  }
+
   private endPass(): GPUCommandEncoder {
     if (!this.encoder) this.begin();
     if (this.pass) {
@@ -301,8 +329,10 @@ export class Runtime {
   flush(): void {
     if (!this.encoder) return;
     const encoder = this.endPass();
+    this.profiler?.resolve(encoder);
     if (this.ringUsed > 0) this.device.queue.writeBuffer(this.ring, 0, this.ringData, 0, this.ringUsed * UNIFORM_SLOT);
     this.device.queue.submit([encoder.finish()]);
+    this.profiler?.collect();
     this.counters.submits++;
     const ops = this.batchOps;
     const report = (kind: string) => (e: GPUError | null) => {
@@ -355,5 +385,65 @@ export class Runtime {
     this.staging.trim();
     this.flush();
     this.device.destroy();
+  }
+}
+
+/** Timestamp queries around each dispatch of a batch, summed per kernel name. */
+class Profiler {
+  readonly totals = new Map<string, { ms: number; count: number }>();
+  private readonly querySet: GPUQuerySet;
+  private names: string[] = [];
+  private pending: Promise<void>[] = [];
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly capacity: number,
+  ) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * capacity });
+  }
+
+  beginDispatch(rt: Runtime, name: string): void {
+    if (this.names.length === this.capacity) rt.flush();
+    const i = this.names.length;
+    this.names.push(name);
+    rt.beginTimedPass({ querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 });
+  }
+
+  private resolved: { buffer: GPUBuffer; scratch: GPUBuffer; names: string[] } | null = null;
+
+  resolve(encoder: GPUCommandEncoder): void {
+    if (this.names.length === 0) return;
+    const bytes = 16 * this.names.length;
+    const resolveBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const readBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(this.querySet, 0, 2 * this.names.length, resolveBuf, 0);
+    encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, bytes);
+    this.resolved = { buffer: readBuf, scratch: resolveBuf, names: this.names };
+    this.names = [];
+  }
+
+  collect(): void {
+    const r = this.resolved;
+    if (!r) return;
+    this.resolved = null;
+    r.scratch.destroy(); // after the submit that used it
+    this.pending.push(
+      r.buffer.mapAsync(GPUMapMode.READ).then(() => {
+        const t = new BigUint64Array(r.buffer.getMappedRange());
+        r.names.forEach((name, i) => {
+          const e = this.totals.get(name) ?? { ms: 0, count: 0 };
+          e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+          e.count++;
+          this.totals.set(name, e);
+        });
+        r.buffer.unmap();
+        r.buffer.destroy();
+      }),
+    );
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.pending);
+    this.pending = [];
   }
 }

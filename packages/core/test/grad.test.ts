@@ -97,6 +97,30 @@ const softmaxRow = (r: number[]) => {
   return e.map((v) => v / s);
 };
 
+/** SiLU(GroupNorm(x) · w + b) for x [n, c, ...spatial]: the float64 definition. */
+function groupNormCase(n: number, c: number, spatial: number[], groups: number): GradCase {
+  const hw = spatial.reduce((a, b) => a * b, 1);
+  return {
+    shapes: [[n, c, ...spatial], [c], [c]],
+    gpu: ([x, w, b]) => T.groupNorm(x, groups, w, b, 1e-5, 'silu'),
+    cpu: ([x, w, b]) => {
+      const out = new Float64Array(x.data.length);
+      const per = (c / groups) * hw;
+      for (let row = 0; row < n * groups; row++) {
+        const seg = x.data.slice(row * per, (row + 1) * per);
+        const m = seg.reduce((a, v) => a + v, 0) / per;
+        const v = seg.reduce((a, u) => a + (u - m) ** 2, 0) / per;
+        seg.forEach((u, j) => {
+          const ch = (row % groups) * (c / groups) + Math.floor(j / hw);
+          const z = ((u - m) / Math.sqrt(v + 1e-5)) * w.data[ch] + b.data[ch];
+          out[row * per + j] = z / (1 + Math.exp(-z));
+        });
+      }
+      return { data: out, shape: x.shape };
+    },
+  };
+}
+
 const CASES: Record<string, GradCase> = {};
 for (const [name, u] of Object.entries(UNARY_CASES)) {
   // Keep finite differences away from overflow and kinks' neighbourhoods are measure-zero.
@@ -146,25 +170,10 @@ Object.assign(CASES, {
     gpu: ([x]) => T.logsumexp(x, 0),
     cpu: reduceRef([0], false, 0, (a, v) => a + Math.exp(v), (a) => Math.log(a)),
   },
-  'groupNorm + SiLU (affine, 2 groups)': {
-    shapes: [[2, 4, 3, 5], [4], [4]],
-    gpu: ([x, w, b]) => T.groupNorm(x, 2, w, b, 1e-5, 'silu'),
-    cpu: ([x, w, b]) => {
-      const out = new Float64Array(x.data.length);
-      const per = 2 * 15;
-      for (let row = 0; row < 4; row++) {
-        const seg = x.data.slice(row * per, (row + 1) * per);
-        const m = seg.reduce((a, v) => a + v, 0) / per;
-        const v = seg.reduce((a, u) => a + (u - m) ** 2, 0) / per;
-        seg.forEach((u, j) => {
-          const c = (row % 2) * 2 + Math.floor(j / 15);
-          const z = ((u - m) / Math.sqrt(v + 1e-5)) * w.data[c] + b.data[c];
-          out[row * per + j] = z / (1 + Math.exp(-z));
-        });
-      }
-      return { data: out, shape: x.shape };
-    },
-  },
+  // 4 rows: one workgroup per row.
+  'groupNorm + SiLU (affine, 2 groups)': groupNormCase(2, 4, [3, 5], 2),
+  // 132 rows: one invocation per row (the other kernel variant).
+  'groupNorm + SiLU (affine, 4 groups, many rows)': groupNormCase(33, 8, [3, 2], 4),
   reshape: { shapes: [[3, 5, 7]], gpu: ([x]) => x.reshape([7, 15]), cpu: ([x]) => ({ data: x.data, shape: [7, 15] }) },
   permute: { shapes: [[3, 5, 7]], gpu: ([x]) => x.permute([2, 0, 1]), cpu: ([x]) => ref.permute(x, [2, 0, 1]) },
   'slice with step': {

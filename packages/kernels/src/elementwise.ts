@@ -106,8 +106,26 @@ fn pow_(x: T, p: T) -> T {
 }
 `;
 
-/** WGSL that reads element `d` of a packed `array<vec4<u32>, 2>`. */
-const AT = `fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d / 4u][d % 4u]; }`;
+/**
+ * WGSL mapping the linear index `i` to one offset per operand through `rank` axes of `u.shape`,
+ * unrolled with constant indices: a loop over dynamically indexed uniform arrays compiles to
+ * code about ten times slower on llvmpipe. `offsets` maps each offset variable to its stride
+ * array in the uniform and its starting value.
+ */
+function stridedOffsets(rank: number, offsets: Record<string, { strides: string; start: string }>): string {
+  const lines = ['var rem = i;'];
+  for (const [name, o] of Object.entries(offsets)) lines.push(`var ${name} = ${o.start};`);
+  for (let d = rank - 1; d >= 0; d--) {
+    const at = (arr: string) => `u.${arr}[${d >> 2}][${d & 3}]`;
+    lines.push(d > 0 ? `let c${d} = rem % ${at('shape')}; rem = rem / ${at('shape')};` : `let c${d} = rem;`);
+    for (const [name, o] of Object.entries(offsets)) lines.push(`${name} += c${d} * ${at(o.strides)};`);
+  }
+  return lines.join('\n  ');
+}
+
+function checkRank(rank: number, what: string): void {
+  if (!Number.isInteger(rank) || rank < 1 || rank > MAX_RANK) throw new Error(`${what}: rank ${rank} outside 1..${MAX_RANK}`);
+}
 
 /** Linear invocation index over a 2-D grid of workgroups (more than 65535 workgroups need y). */
 const LINEAR_ID = 'let i = gid.x + gid.y * u.stride;';
@@ -141,7 +159,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Binary map. 'same': both inputs contiguous with the output's shape (vec4 path).
  * 'broadcast': each input read through its own strides (0 on broadcast dimensions).
  */
-export function binaryKernel(op: BinaryOp, mode: 'same' | 'broadcast'): Kernel {
+export function binaryKernel(op: BinaryOp, mode: 'same' | 'broadcast', rank = 1): Kernel {
   if (mode === 'same') {
     return kernel(`binary_${op}_same`, () => ({
       inputs: ['a_in', 'b_in'],
@@ -165,33 +183,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`,
     }));
   }
-  return kernel(`binary_${op}_broadcast`, () => ({
+  checkRank(rank, 'binaryKernel');
+  return kernel(`binary_${op}_broadcast_r${rank}`, () => ({
     inputs: ['a_in', 'b_in'],
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
 alias T = f32;
-struct U { n: u32, stride: u32, rank: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
+struct U { n: u32, stride: u32, pad0: u32, pad1: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> a_in: array<f32>;
 @group(0) @binding(2) var<storage, read> b_in: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y_out: array<f32>;
 ${PRELUDE}
-${AT}
 @compute @workgroup_size(${EW_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${LINEAR_ID}
   if (i >= u.n) { return; }
-  var rem = i;
-  var ia = 0u;
-  var ib = 0u;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let s = at(u.shape, u32(d));
-    let c = rem % s;
-    rem = rem / s;
-    ia += c * at(u.sa, u32(d));
-    ib += c * at(u.sb, u32(d));
-  }
+  ${stridedOffsets(rank, { ia: { strides: 'sa', start: '0u' }, ib: { strides: 'sb', start: '0u' } })}
   let a = a_in[ia];
   let b = b_in[ib];
   y_out[i] = ${BINARY[op]};
@@ -200,35 +209,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /** y = cond != 0 ? a : b, all three broadcast through strides. */
-export function whereKernel(): Kernel {
-  return kernel('where_broadcast', () => ({
+export function whereKernel(rank = 1): Kernel {
+  checkRank(rank, 'whereKernel');
+  return kernel(`where_broadcast_r${rank}`, () => ({
     inputs: ['c_in', 'a_in', 'b_in'],
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, rank: u32, pad: u32, shape: array<vec4<u32>, 2>, sc: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
+struct U { n: u32, stride: u32, pad0: u32, pad1: u32, shape: array<vec4<u32>, 2>, sc: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> c_in: array<f32>;
 @group(0) @binding(2) var<storage, read> a_in: array<f32>;
 @group(0) @binding(3) var<storage, read> b_in: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
-${AT}
 @compute @workgroup_size(${EW_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${LINEAR_ID}
   if (i >= u.n) { return; }
-  var rem = i;
-  var ic = 0u;
-  var ia = 0u;
-  var ib = 0u;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let s = at(u.shape, u32(d));
-    let c = rem % s;
-    rem = rem / s;
-    ic += c * at(u.sc, u32(d));
-    ia += c * at(u.sa, u32(d));
-    ib += c * at(u.sb, u32(d));
-  }
+  ${stridedOffsets(rank, { ic: { strides: 'sc', start: '0u' }, ia: { strides: 'sa', start: '0u' }, ib: { strides: 'sb', start: '0u' } })}
   y_out[i] = select(b_in[ib], a_in[ia], c_in[ic] != 0.0);
 }`,
   }));
@@ -238,28 +236,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Strided gather, dtype-agnostic (copies 32-bit words): y[i] = x[offset + Σ c_d · stride_d] where
  * c is i's coordinate in `shape`. Serves permute, slice, expand and making views contiguous.
  */
-export function gatherStridedKernel(): Kernel {
-  return kernel('gather_strided', () => ({
+export function gatherStridedKernel(rank = 1): Kernel {
+  checkRank(rank, 'gatherStridedKernel');
+  return kernel(`gather_strided_r${rank}`, () => ({
     inputs: ['x_in'],
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, rank: u32, offset: u32, shape: array<vec4<u32>, 2>, sx: array<vec4<u32>, 2> }
+struct U { n: u32, stride: u32, pad: u32, offset: u32, shape: array<vec4<u32>, 2>, sx: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x_in: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y_out: array<u32>;
-${AT}
 @compute @workgroup_size(${EW_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${LINEAR_ID}
   if (i >= u.n) { return; }
-  var rem = i;
-  var ix = u.offset;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let s = at(u.shape, u32(d));
-    ix += (rem % s) * at(u.sx, u32(d));
-    rem = rem / s;
-  }
+  ${stridedOffsets(rank, { ix: { strides: 'sx', start: 'u.offset' } })}
   y_out[i] = x_in[ix];
 }`,
   }));
@@ -270,28 +262,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * tensor into a region of a larger one (concat, the backward of slice). Elements of y outside
  * the region are left as they are.
  */
-export function scatterStridedKernel(): Kernel {
-  return kernel('scatter_strided', () => ({
+export function scatterStridedKernel(rank = 1): Kernel {
+  checkRank(rank, 'scatterStridedKernel');
+  return kernel(`scatter_strided_r${rank}`, () => ({
     inputs: ['x_in'],
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, rank: u32, offset: u32, shape: array<vec4<u32>, 2>, sy: array<vec4<u32>, 2> }
+struct U { n: u32, stride: u32, pad: u32, offset: u32, shape: array<vec4<u32>, 2>, sy: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x_in: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y_out: array<u32>;
-${AT}
 @compute @workgroup_size(${EW_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${LINEAR_ID}
   if (i >= u.n) { return; }
-  var rem = i;
-  var iy = u.offset;
-  for (var d = i32(u.rank) - 1; d >= 0; d--) {
-    let s = at(u.shape, u32(d));
-    iy += (rem % s) * at(u.sy, u32(d));
-    rem = rem / s;
-  }
+  ${stridedOffsets(rank, { iy: { strides: 'sy', start: 'u.offset' } })}
   y_out[iy] = x_in[i];
 }`,
   }));

@@ -24,6 +24,26 @@ fn scaledGrad(g: f32, xh: f32, c: u32) -> f32 {
 }
 `;
 
+/**
+ * Two ways to map rows onto invocations. 'workgroup': 64 invocations share a row and sum through
+ * workgroup memory (few long rows). 'thread': one invocation per row, no barriers (many rows:
+ * barriers are slow on software drivers).
+ */
+export type RowMode = 'workgroup' | 'thread';
+
+function rowCode(mode: RowMode): { reduce: string; header: string; stride: string } {
+  const header = `@compute @workgroup_size(${NORM_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidx: u32, @builtin(global_invocation_id) gid: vec3<u32>) {`;
+  if (mode === 'thread') {
+    return {
+      reduce: 'fn wgSum(v: f32, lid: u32) -> f32 { return v; }',
+      header: `${header}\n  let row = gid.x + gid.y * u.gridX * ${NORM_WORKGROUP}u;\n  let lid = 0u;`,
+      stride: '1u',
+    };
+  }
+  return { reduce: REDUCE_FN, header: `${header}\n  let row = wid.x + wid.y * u.gridX;\n  let lid = lidx;`, stride: `${NORM_WORKGROUP}u` };
+}
+
 const REDUCE_FN = `
 var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;
 // Sum of v over the workgroup, returned to every invocation.
@@ -41,9 +61,9 @@ fn wgSum(v: f32, lid: u32) -> f32 {
 `;
 
 /** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c], then SiLU if asked; stats[row] = (mean, 1/σ). */
-export function groupNormForwardKernel(): Kernel {
-  const wg = NORM_WORKGROUP;
-  return kernel('group_norm_forward', () => ({
+export function groupNormForwardKernel(mode: RowMode): Kernel {
+  const r = rowCode(mode);
+  return kernel(`group_norm_forward_${mode}`, () => ({
     inputs: ['x_in', 'gamma', 'beta'],
     outputs: ['y_out', 'stats'],
     uniform: 'u',
@@ -55,21 +75,19 @@ struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
-${REDUCE_FN}
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * u.gridX;
+${r.reduce}
+${r.header}
   let valid = row < u.rows;
   let base = row * u.len;
   var s = 0.0;
-  if (valid) { for (var j = lid; j < u.len; j += ${wg}u) { s += x_in[base + j]; } }
+  if (valid) { for (var j = lid; j < u.len; j += ${r.stride}) { s += x_in[base + j]; } }
   let mean = wgSum(s, lid) / f32(u.len);
   var q = 0.0;
-  if (valid) { for (var j = lid; j < u.len; j += ${wg}u) { let d = x_in[base + j] - mean; q += d * d; } }
+  if (valid) { for (var j = lid; j < u.len; j += ${r.stride}) { let d = x_in[base + j] - mean; q += d * d; } }
   let rstd = inverseSqrt(wgSum(q, lid) / f32(u.len) + u.eps);
   if (!valid) { return; }
   let c0 = (row % u.groups) * u.channelsPerGroup;
-  for (var j = lid; j < u.len; j += ${wg}u) {
+  for (var j = lid; j < u.len; j += ${r.stride}) {
     let c = c0 + j / u.spatial;
     var v = (x_in[base + j] - mean) * rstd;
     if (u.affine == 1u) { v = v * gamma[c] + beta[c]; }
@@ -88,9 +106,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * dx for one row: with x̂ = (x - mean) / σ, z = x̂ γ[c] + β[c], ĝ = g · silu'(z) (or g without the
  * SiLU epilogue) and gy = ĝ · γ[c]: dx = (gy - mean(gy) - x̂ · mean(gy · x̂)) / σ.
  */
-export function groupNormBackwardInputKernel(): Kernel {
-  const wg = NORM_WORKGROUP;
-  return kernel('group_norm_backward_input', () => ({
+export function groupNormBackwardInputKernel(mode: RowMode): Kernel {
+  const r = rowCode(mode);
+  return kernel(`group_norm_backward_input_${mode}`, () => ({
     inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
     outputs: ['dx_out'],
     uniform: 'u',
@@ -103,11 +121,9 @@ struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx_out: array<f32>;
-${REDUCE_FN}
+${r.reduce}
 ${SILU_GRAD_FN}
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * u.gridX;
+${r.header}
   let valid = row < u.rows;
   let safeRow = min(row, u.rows - 1u);
   let base = safeRow * u.len;
@@ -117,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var sg = 0.0;
   var sgx = 0.0;
   if (valid) {
-    for (var j = lid; j < u.len; j += ${wg}u) {
+    for (var j = lid; j < u.len; j += ${r.stride}) {
       let xh = (x_in[base + j] - mean) * rstd;
       let gy = scaledGrad(g_in[base + j], xh, c0 + j / u.spatial);
       sg += gy;
@@ -128,7 +144,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let mg = wgSum(sg, lid) / n;
   let mgx = wgSum(sgx, lid) / n;
   if (!valid) { return; }
-  for (var j = lid; j < u.len; j += ${wg}u) {
+  for (var j = lid; j < u.len; j += ${r.stride}) {
     let xh = (x_in[base + j] - mean) * rstd;
     dx_out[base + j] = (scaledGrad(g_in[base + j], xh, c0 + j / u.spatial) - mg - xh * mgx) * rstd;
   }

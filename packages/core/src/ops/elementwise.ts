@@ -26,6 +26,8 @@ function packDims(v: number[]): number[] {
 function broadcastLayout(op: string, shape: number[], operands: Tensor[]) {
   const c = collapse(shape, operands.map((t) => broadcastStrides(t.shape, shape)));
   if (c.shape.length > MAX_RANK) throw new Error(`${op}: broadcasting over ${c.shape.length} axes ${fmt(shape)}; at most ${MAX_RANK} are supported`);
+  // Everything of size 1 collapses to rank 0: walk it as one axis.
+  if (c.shape.length === 0) return { rank: 1, shape: packDims([1]), strides: operands.map(() => packDims([0])) };
   return { rank: c.shape.length, shape: packDims(c.shape), strides: c.strides.map(packDims) };
 }
 
@@ -39,10 +41,10 @@ export function mapBinary(op: BinaryOp, a: Tensor, b: Tensor, name: string = op)
     run1d(binaryKernel(op, 'same'), name, n4, [a, b], [y], { n4 });
   } else {
     const L = broadcastLayout(name, shape, [a, b]);
-    run1d(binaryKernel(op, 'broadcast'), name, y.size, [a, b], [y], {
+    run1d(binaryKernel(op, 'broadcast', L.rank), name, y.size, [a, b], [y], {
       n: y.size,
-      rank: L.rank,
-      pad: 0,
+      pad0: 0,
+      pad1: 0,
       shape: L.shape,
       sa: L.strides[0],
       sb: L.strides[1],
@@ -225,10 +227,10 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, op), tb.shape, op);
   const y = empty(shape, 'float32', op);
   const L = broadcastLayout(op, shape, [cond, ta, tb]);
-  run1d(whereKernel(), op, y.size, [cond, ta, tb], [y], {
+  run1d(whereKernel(L.rank), op, y.size, [cond, ta, tb], [y], {
     n: y.size,
-    rank: L.rank,
-    pad: 0,
+    pad0: 0,
+    pad1: 0,
     shape: L.shape,
     sc: L.strides[0],
     sa: L.strides[1],

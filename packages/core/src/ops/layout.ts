@@ -24,18 +24,24 @@ function pack(v: number[]): number[] {
   return out;
 }
 
+/** The smallest set of axes that walks `shape` with `strides` (at least one axis). */
+function walkable(shape: Shape, strides: number[], op: string): { shape: number[]; strides: number[] } {
+  const c = collapse(shape, [strides]);
+  if (c.shape.length > MAX_RANK) throw new Error(`${op}: ${c.shape.length} non-mergeable axes; at most ${MAX_RANK} are supported`);
+  return c.shape.length === 0 ? { shape: [1], strides: [0] } : { shape: c.shape, strides: c.strides[0] };
+}
+
 /** y = the elements of x at offset + Σ coord_d · strides_d over `shape` (no autograd). */
 export function gatherStrided(x: Tensor, shape: Shape, strides: number[], offset: number, op: string): Tensor {
   const y = empty(shape, x.dtype, op);
   if (y.size === 0) return y;
-  const c = collapse(shape, [strides]);
-  if (c.shape.length > MAX_RANK) throw new Error(`${op}: ${c.shape.length} non-mergeable axes; at most ${MAX_RANK} are supported`);
-  run1d(gatherStridedKernel(), op, y.size, [x], [y], {
+  const c = walkable(shape, strides, op);
+  run1d(gatherStridedKernel(c.shape.length), op, y.size, [x], [y], {
     n: y.size,
-    rank: c.shape.length,
+    pad: 0,
     offset,
     shape: pack(c.shape),
-    sx: pack(c.strides[0]),
+    sx: pack(c.strides),
   });
   return y;
 }
@@ -43,14 +49,13 @@ export function gatherStrided(x: Tensor, shape: Shape, strides: number[], offset
 /** Writes contiguous x into y at offset + Σ coord_d · strides_d (no autograd; y is modified). */
 function scatterStrided(x: Tensor, y: Tensor, strides: number[], offset: number, op: string): void {
   if (x.size === 0) return;
-  const c = collapse(x.shape, [strides]);
-  if (c.shape.length > MAX_RANK) throw new Error(`${op}: ${c.shape.length} non-mergeable axes; at most ${MAX_RANK} are supported`);
-  run1d(scatterStridedKernel(), op, x.size, [x], [y], {
+  const c = walkable(x.shape, strides, op);
+  run1d(scatterStridedKernel(c.shape.length), op, x.size, [x], [y], {
     n: x.size,
-    rank: c.shape.length,
+    pad: 0,
     offset,
     shape: pack(c.shape),
-    sy: pack(c.strides[0]),
+    sy: pack(c.strides),
   });
 }
 
@@ -268,9 +273,9 @@ export function copyInto(dst: Tensor, src: Tensor, op: string): void {
   }
   // Views share storage: nothing to copy (and one buffer cannot be bound for read and write).
   if (dst.size === 0 || dst.storageFor(op) === src.storageFor(op)) return;
-  run1d(gatherStridedKernel(), op, src.size, [src], [dst], {
+  run1d(gatherStridedKernel(1), op, src.size, [src], [dst], {
     n: src.size,
-    rank: 1,
+    pad: 0,
     offset: 0,
     shape: pack([src.size]),
     sx: pack([1]),

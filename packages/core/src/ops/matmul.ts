@@ -120,8 +120,7 @@ function kernelFor(variant: MatmulVariant, g: Gemm, op: string): { k: Kernel; ge
 function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
   const { bias, residual } = opts;
   const activation = opts.activation ?? 'none';
-  const actCode = MATMUL_ACTIVATION_CODE[activation];
-  if (actCode === undefined) throw new Error(`${op}: unknown activation '${activation as string}' (use none, relu, silu or gelu)`);
+  if (!Object.hasOwn(MATMUL_ACTIVATION_CODE, activation)) throw new Error(`${op}: unknown activation '${activation as string}' (use none, relu, silu or gelu)`);
   if (bias) {
     expectTensors(op, 'float32', bias);
     if (bias.rank !== 1 || bias.size !== g.N) throw new Error(`${op}: bias must have shape [${g.N}], got ${fmt(bias.shape)}`);
@@ -162,7 +161,7 @@ function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
       sbn: g.transB ? bCols : 1,
       sab: g.sab,
       sbb: g.sbb,
-      act: actCode,
+      act: MATMUL_ACTIVATION_CODE[activation],
       hasBias: bias ? 1 : 0,
       hasRes: residual ? 1 : 0,
       alpha: opts.alpha ?? 1,
@@ -253,7 +252,6 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: M
   if (x.shape[x.rank - 1] !== inF) {
     throw new Error(`${op}: input ${fmt(x.shape)} has ${x.shape[x.rank - 1]} features but weight ${fmt(w.shape)} expects ${inF}`);
   }
-  if (!(activation in MATMUL_ACTIVATION_CODE)) throw new Error(`${op}: unknown activation '${activation}' (use none, relu, silu or gelu)`);
   const lead = x.shape.slice(0, -1);
   const rows = sizeOf(lead);
   const forward = (act: MatmulActivation): Tensor =>
@@ -269,10 +267,9 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: M
   const y = z && separateAct ? mapUnary(separateAct, z, 0, 0, op) : forward(activation);
   // What the activation's backward reads: z for silu/gelu, y for relu.
   const actSaved = z ?? (activation === 'relu' ? y : null);
-  const out = record(op, inputs, y, (g, saved, need) => {
-    const [sx, sw, sAct] = [saved[0], saved[1], saved[2]];
-    const gz = activation === 'none' ? g : mapBinary(ACTIVATION_GRAD[activation], sAct, g, `${op} (backward)`);
+  const out = record(op, inputs, y, (g, [sx, sw, sAct], need) => {
     const bop = `${op} (backward)`;
+    const gz = activation === 'none' ? g : mapBinary(ACTIVATION_GRAD[activation], sAct, g, bop);
     const geom = (a: Tensor, b: Tensor, transA: boolean, M: number, N: number, K: number, outShape: number[]): Gemm =>
       ({ a, b, transA, transB: false, M, N, K, batch: 1, sab: 0, sbb: 0, outShape });
     return [

@@ -1,5 +1,12 @@
 /** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
-import { grid, groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
+import {
+  grid,
+  groupNormBackwardAffineKernel,
+  groupNormBackwardInputKernel,
+  groupNormForwardKernel,
+  NORM_WORKGROUP,
+  type RowMode,
+} from '@transfuse/kernels';
 import { record } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt, sizeOf } from '../shape.js';
@@ -46,9 +53,11 @@ export function groupNorm(
   const affine = weight !== null || bias !== null;
   const gamma = weight ?? (affine ? full([c], 1) : zeros([1]));
   const beta = bias ?? (affine ? zeros([c]) : zeros([1]));
-  const g = grid(rows, 1, rt.limits.maxComputeWorkgroupsPerDimension);
+  // Many rows: one invocation each (no barriers); few long rows: a workgroup each.
+  const mode: RowMode = rows >= 128 ? 'thread' : 'workgroup';
+  const g = mode === 'thread' ? grid(rows, NORM_WORKGROUP, rt.limits.maxComputeWorkgroupsPerDimension) : grid(rows, 1, rt.limits.maxComputeWorkgroupsPerDimension);
   const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.workgroups[0] };
-  rt.dispatch(groupNormForwardKernel(), {
+  rt.dispatch(groupNormForwardKernel(mode), {
     op,
     params: { ...common, eps, affine: affine ? 1 : 0, silu, pad0: 0, pad1: 0, pad2: 0 },
     inputs: [x.storageFor(op), gamma.storageFor(op), beta.storageFor(op)],
@@ -60,7 +69,7 @@ export function groupNorm(
     let dx: Tensor | null = null;
     if (need[0]) {
       dx = empty(x.shape, 'float32', back);
-      rt.dispatch(groupNormBackwardInputKernel(), {
+      rt.dispatch(groupNormBackwardInputKernel(mode), {
         op: back,
         params: { ...common, affine: affine ? 1 : 0, silu },
         inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sbeta.storageFor(back), sstats.storageFor(back)],

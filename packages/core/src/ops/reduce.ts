@@ -57,7 +57,9 @@ function reduceRaw(x: Tensor, kind: ReduceOp, outer: number, len: number, inner:
   if (y.size === 0) return y;
   const rt = runtime();
   const init = INIT[kind];
-  if (inner > 1) {
+  // One invocation per output looping over its row needs no barriers, which are slow on software
+  // drivers; it wins whenever there are enough outputs to keep every core busy.
+  if (inner > 1 || outer >= 256) {
     run1d(reduceColsKernel(kind), op, outer * inner, [x], [y], { n: outer * inner, len, inner, scale, init, pad0: 0, pad1: 0 });
     return y;
   }
