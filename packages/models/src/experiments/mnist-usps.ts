@@ -50,7 +50,7 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
   // Minutes in CI: proves the pipeline end to end, not the science.
   smoke: { size: 16, unet: 'tiny', nsList: [200], seeds: [0], sourceSteps: 12, targetSteps: 12, batchSize: 8, lr: 2e-3, evalN: 40, samplerSteps: 4, variant: true, families: ['diffusion', 'flow'], flow: { sourceSteps: 12, targetSteps: 12, batchSize: 16, lr: 1e-3 } },
   // `npm run demo`: under 15 minutes on a 2-core machine with software WebGPU.
-  demo: { size: 16, unet: 'tiny', nsList: [1000, 10000], seeds: [0], sourceSteps: 500, targetSteps: 300, batchSize: 32, lr: 2e-3, evalN: 300, samplerSteps: 20, variant: false, families: ['diffusion', 'flow'], flow: { sourceSteps: 600, targetSteps: 400, batchSize: 64, lr: 1e-3 } },
+  demo: { size: 16, unet: 'tiny', nsList: [1000, 10000], seeds: [0], sourceSteps: 300, targetSteps: 150, batchSize: 32, lr: 3e-3, evalN: 200, samplerSteps: 10, variant: false, families: ['diffusion'], flow: { sourceSteps: 600, targetSteps: 300, batchSize: 64, lr: 1e-3 } },
   // Hours on a 2-core CPU.
   cpu: { size: 16, unet: 'tiny', nsList: [1000, 5000, 10000, 30000, 60000], seeds: [0, 1], sourceSteps: 3000, targetSteps: 1500, batchSize: 64, lr: 2e-3, evalN: 1000, samplerSteps: 25, variant: true, families: ['diffusion', 'flow'], flow: { sourceSteps: 4000, targetSteps: 2000, batchSize: 64, lr: 1e-3 } },
   // A GPU: the paper's scale (all held-out digits, the `small` U-Net).

@@ -1,0 +1,116 @@
+/** Command-line options, the results table and the target checks (pure functions, tested without a GPU). */
+import type { MatmulVariant } from '@transfuse/core';
+import { isOk, type CaseResult, type SideResult, type Unit } from './types.js';
+
+export interface CliOptions {
+  /** Run only cases whose name contains this (case-insensitive); ceilings always run. */
+  only: string | null;
+  json: string | null;
+  /** Time budget per implementation per case, in milliseconds (at least 3 samples are taken anyway). */
+  timeMs: number;
+  peer: boolean;
+  /** Matmul kernel variant for the matmul cases ('auto' lets Transfuse choose). */
+  variant: MatmulVariant | 'auto';
+  help: boolean;
+}
+
+const VARIANTS: readonly (MatmulVariant | 'auto')[] = ['auto', 'generic', 'vec4', 'tiled'];
+
+export const USAGE = `Usage: node packages/bench/dist/cli.js [--only <substring>] [--time <ms>] [--json <file>] [--no-peer] [--variant <v>]
+  --only <s>     run only the cases whose name contains s (the ceilings always run)
+  --time <ms>    time budget per implementation per case (default 1000; at least 3 samples)
+  --json <f>     also write the results as JSON to f
+  --no-peer      skip TensorFlow.js
+  --variant <v>  matmul kernel for the matmul cases: auto (default), generic, vec4 or tiled
+Adapter: TRANSFUSE_BACKEND=vulkan|lavapipe|opengl (default: a GPU driver, then lavapipe, then OpenGL).`;
+
+export function parseCliArgs(argv: readonly string[]): CliOptions {
+  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new Error(`${arg} needs a value\n${USAGE}`);
+      return v;
+    };
+    if (arg === '--only') o.only = value();
+    else if (arg === '--json') o.json = value();
+    else if (arg === '--time') {
+      const v = value();
+      o.timeMs = Number(v);
+      if (!Number.isFinite(o.timeMs) || o.timeMs <= 0) throw new Error(`--time wants a positive number of milliseconds, got '${v}'`);
+    } else if (arg === '--variant') {
+      const v = value();
+      const known = VARIANTS.find((x) => x === v);
+      if (!known) throw new Error(`--variant wants one of ${VARIANTS.join(', ')}, got '${v}'`);
+      o.variant = known;
+    } else if (arg === '--no-peer') o.peer = false;
+    else if (arg === '--help' || arg === '-h') o.help = true;
+    else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
+  }
+  return o;
+}
+
+/** Median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Throughput in the unit's billions per second for `work` per step at `ms` per step. */
+export function throughputOf(work: number, ms: number): number {
+  return work / (ms * 1e6);
+}
+
+/** The best ceiling measured per unit. */
+export function ceilings(results: readonly CaseResult[]): Partial<Record<Unit, number>> {
+  const out: Partial<Record<Unit, number>> = {};
+  for (const r of results) {
+    if (r.kind === 'ceiling' && isOk(r.transfuse)) out[r.unit] = Math.max(out[r.unit] ?? 0, r.transfuse.throughput);
+  }
+  return out;
+}
+
+const num = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const cell = (r: SideResult | { error: string } | null, width = 0): string => {
+  if (!r) return '—';
+  if (!isOk(r)) return `error: ${r.error.split('\n')[0].slice(0, Math.max(width, 60))}`;
+  return `${num(r.throughput)} (${r.medianMs.toFixed(r.medianMs < 10 ? 2 : 1)} ms)`;
+};
+
+/** A Markdown table: case, unit, Transfuse, tfjs-webgpu, ratio, Transfuse's % of the measured ceiling. */
+export function formatTable(results: readonly CaseResult[]): string {
+  const ceil = ceilings(results);
+  const rows = results.map((r) => {
+    const ratio = isOk(r.transfuse) && isOk(r.tfjs) ? `${(r.transfuse.throughput / r.tfjs.throughput).toFixed(2)}x` : '—';
+    const c = ceil[r.unit];
+    const pct = isOk(r.transfuse) && c && r.kind !== 'ceiling' ? `${((100 * r.transfuse.throughput) / c).toFixed(1)}%` : '—';
+    return [r.name, r.unit, cell(r.transfuse), cell(r.tfjs), ratio, pct];
+  });
+  const head = ['case', 'unit', 'Transfuse (median)', 'tfjs-webgpu (median)', 'ratio', '% of ceiling'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** One line per target: every matmul/conv case at least 2x the peer, matmul 1024 at least 20x naive. */
+export function targetLines(results: readonly CaseResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    if (r.target !== 'compute') continue;
+    if (isOk(r.transfuse) && isOk(r.tfjs)) {
+      const ratio = r.transfuse.throughput / r.tfjs.throughput;
+      lines.push(`${ratio >= 2 ? 'MET    ' : 'NOT MET'} ${r.name}: ${ratio.toFixed(2)}x tfjs-webgpu (target >= 2x)`);
+    } else {
+      lines.push(`UNKNOWN ${r.name}: no pair of results to compare`);
+    }
+  }
+  const fast = results.find((r) => r.name === 'matmul 1024');
+  const naive = results.find((r) => r.kind === 'baseline' && r.name.startsWith('naive matmul 1024'));
+  if (fast && naive && isOk(fast.transfuse) && isOk(naive.transfuse)) {
+    const ratio = fast.transfuse.throughput / naive.transfuse.throughput;
+    lines.push(`${ratio >= 20 ? 'MET    ' : 'NOT MET'} matmul 1024: ${ratio.toFixed(1)}x the naive kernel (target >= 20x)`);
+  }
+  return lines;
+}

@@ -1,0 +1,91 @@
+/**
+ * Runs cases with tinybench. Per case both implementations are set up and warmed (the first step
+ * compiles their shaders), then sampled in alternating rounds, Transfuse then TF.js, so that both
+ * see the same machine load; each round is a tinybench run of a third of the time budget (at
+ * least one step). Steps slower than SLOW_STEP_MS are sampled once. Every step awaits the GPU.
+ */
+import { Bench } from 'tinybench';
+import { runtime } from '@transfuse/core';
+import type { TfjsPeer } from './peer_tfjs.js';
+import { median, throughputOf } from './report.js';
+import type { BenchCase, CaseResult, Side, SideResult } from './types.js';
+
+const ROUNDS = 3;
+/** A warm-up step slower than this is all work, not compilation: one timed step then suffices. */
+const SLOW_STEP_MS = 8000;
+
+interface Contender {
+  name: string;
+  work: number;
+  side: Side | null;
+  step: () => Promise<void>;
+  slow: boolean;
+  samples: number[];
+  error: string | null;
+}
+
+async function prepare(name: string, work: number, make: () => Side, wait: () => Promise<void>): Promise<Contender> {
+  const c: Contender = { name, work, side: null, step: async () => {}, slow: false, samples: [], error: null };
+  try {
+    const side = (c.side = make());
+    c.step = async () => {
+      side.step();
+      await wait();
+    };
+    const t0 = performance.now();
+    await c.step();
+    c.slow = performance.now() - t0 > SLOW_STEP_MS;
+    if (!c.slow) await c.step();
+  } catch (e) {
+    c.error = (e as Error).message;
+  }
+  return c;
+}
+
+async function sampleRound(c: Contender, timeMs: number): Promise<void> {
+  if (c.error || (c.slow && c.samples.length > 0)) return;
+  try {
+    const bench = new Bench({ time: timeMs, iterations: 1, warmup: false, retainSamples: true, throws: true });
+    bench.add(c.name, c.step);
+    await bench.run();
+    const r = bench.tasks[0].result;
+    if (r.state !== 'completed' || !r.latency.samples) throw new Error(`tinybench ended in state '${r.state}'`);
+    c.samples.push(...r.latency.samples);
+  } catch (e) {
+    c.error = (e as Error).message;
+  }
+}
+
+function finish(c: Contender): SideResult | { error: string } {
+  c.side?.dispose();
+  if (c.error) return { error: c.error };
+  const ms = median(c.samples);
+  return { medianMs: ms, samples: c.samples.length, throughput: throughputOf(c.work, ms) };
+}
+
+export interface RunOptions {
+  /** Time budget per implementation per case, in milliseconds. */
+  timeMs: number;
+  peer: TfjsPeer | null;
+  /** Called after each case (progress output). */
+  onResult?: (r: CaseResult) => void;
+}
+
+export async function runCases(cases: readonly BenchCase[], o: RunOptions): Promise<CaseResult[]> {
+  const rt = runtime();
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    const contenders = [await prepare(`${c.name} [transfuse]`, c.work, c.transfuse, () => rt.sync())];
+    const peer = o.peer;
+    const makeTf = c.tfjs;
+    if (makeTf && peer) contenders.push(await prepare(`${c.name} [tfjs]`, c.work, () => makeTf(peer.tf), () => peer.sync()));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const k of contenders) await sampleRound(k, o.timeMs / ROUNDS);
+    }
+    const [transfuse, tfjs] = contenders.map(finish);
+    const r: CaseResult = { name: c.name, unit: c.unit, kind: c.kind, target: c.target, work: c.work, transfuse, tfjs: tfjs ?? null };
+    results.push(r);
+    o.onResult?.(r);
+  }
+  return results;
+}
