@@ -307,8 +307,11 @@ export function writeReport(out: string, r: MnistUspsResults): void {
     `# ${r.experiment} (preset ${r.preset})`,
     '',
     `Metric: ${r.metric}. Lower is better. Real-vs-real floor (USPS train vs held out): ${r.floor.toFixed(4)}.`,
-    `Seeds: ${c.seeds.join(', ')}. Diffusion: U-Net preset ${c.unet}, source ${c.sourceSteps} / target ${c.targetSteps} steps, batch ${c.batchSize}, DDIM ${c.samplerSteps} steps. ` +
-      `Flow: 'small' coupling flow, source ${c.flow.sourceSteps} / target ${c.flow.targetSteps} steps, batch ${c.flow.batchSize}.`,
+    [
+      `Seeds: ${c.seeds.join(', ')}.`,
+      c.families.includes('diffusion') ? `Diffusion: U-Net preset ${c.unet}, source ${c.sourceSteps} / target ${c.targetSteps} steps, batch ${c.batchSize}, DDIM ${c.samplerSteps} steps.` : '',
+      c.families.includes('flow') ? `Flow: 'small' coupling flow, source ${c.flow.sourceSteps} / target ${c.flow.targetSteps} steps, batch ${c.flow.batchSize}.` : '',
+    ].filter(Boolean).join(' '),
     '',
     '| model | n_s | transfer W1 | variant W1 | no-transfer W1 | transfer / no-transfer |',
     '|---|---|---|---|---|---|',

@@ -49,20 +49,22 @@ export function encodePng(pixels: Uint8Array, width: number, height: number): Ui
 
 /**
  * Tiles n images of h x w (values in [lo, hi], row-major, one channel) into a grid of `cols`
- * columns with a 1-pixel border, as 0..255 pixels (ink white on black, like MNIST).
+ * columns with a 1-pixel border, as 0..255 pixels (ink white on black, like MNIST); each image
+ * pixel becomes a `zoom` x `zoom` block so 16x16 digits stay readable.
  */
-export function imageGrid(images: Float32Array, n: number, h: number, w: number, cols: number, range: [number, number] = [-1, 1]) {
+export function imageGrid(images: Float32Array, n: number, h: number, w: number, cols: number, range: [number, number] = [-1, 1], zoom = 3) {
   const rows = Math.ceil(n / cols);
-  const width = cols * (w + 1) + 1;
-  const height = rows * (h + 1) + 1;
+  const [zh, zw] = [h * zoom, w * zoom];
+  const width = cols * (zw + 1) + 1;
+  const height = rows * (zh + 1) + 1;
   const pixels = new Uint8Array(width * height).fill(64);
   const [lo, hi] = range;
   for (let i = 0; i < n; i++) {
-    const ox = (i % cols) * (w + 1) + 1;
-    const oy = Math.floor(i / cols) * (h + 1) + 1;
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const v = (images[i * h * w + y * w + x] - lo) / (hi - lo);
+    const ox = (i % cols) * (zw + 1) + 1;
+    const oy = Math.floor(i / cols) * (zh + 1) + 1;
+    for (let y = 0; y < zh; y++) {
+      for (let x = 0; x < zw; x++) {
+        const v = (images[i * h * w + Math.floor(y / zoom) * w + Math.floor(x / zoom)] - lo) / (hi - lo);
         pixels[(oy + y) * width + ox + x] = Math.round(255 * Math.min(1, Math.max(0, v)));
       }
     }
