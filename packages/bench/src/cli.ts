@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { init, runtime } from '@transfuse/core';
 import { allCases } from './cases.js';
+import { formatModelTable, modelCases } from './models.js';
 import { loadTfjs, type TfjsPeer } from './peer_tfjs.js';
 import { formatTable, parseCliArgs, targetLines, USAGE } from './report.js';
 import { runCases } from './run.js';
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
+  if (opts.models) return runModels(opts.only, opts.timeMs);
   const only = opts.only?.toLowerCase();
   const cases = allCases(opts.variant).filter((c) => c.kind === 'ceiling' || !only || c.name.toLowerCase().includes(only));
   if (!cases.some((c) => c.kind !== 'ceiling')) throw new Error(`--only '${opts.only}' matches no case; cases:\n  ${allCases().map((c) => c.name).join('\n  ')}`);
@@ -73,3 +75,16 @@ main().then(
     process.exit(1);
   },
 );
+
+/** `--models`: U-Net and flow steps timed here, beside PyTorch's times from TORCH_BASELINE.md. */
+async function runModels(only: string | null, timeMs: number): Promise<void> {
+  const cases = modelCases().filter((c) => !only || c.name.toLowerCase().includes(only.toLowerCase()));
+  await init();
+  console.log(`adapter: ${runtime().acquired.backend}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const results = await runCases(cases, {
+    timeMs,
+    peer: null,
+    onResult: (r) => console.log(`  ${r.name}: ${isOk(r.transfuse) ? `${r.transfuse.medianMs.toFixed(0)} ms` : r.transfuse.error}`),
+  });
+  console.log(`\n${formatModelTable(cases, results)}`);
+}

@@ -12,6 +12,8 @@ export interface CliOptions {
   /** Matmul kernel variant for the matmul cases ('auto' lets Transfuse choose). */
   variant: MatmulVariant | 'auto';
   help: boolean;
+  /** Run the model-level cases (U-Net, flows) against PyTorch's quoted CPU times instead. */
+  models: boolean;
 }
 
 const VARIANTS: readonly (MatmulVariant | 'auto')[] = ['auto', 'generic', 'vec4', 'tiled'];
@@ -22,10 +24,11 @@ export const USAGE = `Usage: node packages/bench/dist/cli.js [--only <substring>
   --json <f>     also write the results as JSON to f
   --no-peer      skip TensorFlow.js
   --variant <v>  matmul kernel for the matmul cases: auto (default), generic, vec4 or tiled
+  --models       model-level cases (U-Net training/sampling, coupling flows) next to PyTorch CPU
 Adapter: TRANSFUSE_BACKEND=vulkan|lavapipe|opengl (default: a GPU driver, then lavapipe, then OpenGL).`;
 
 export function parseCliArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false };
+  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false, models: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -45,6 +48,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       if (!known) throw new Error(`--variant wants one of ${VARIANTS.join(', ')}, got '${v}'`);
       o.variant = known;
     } else if (arg === '--no-peer') o.peer = false;
+    else if (arg === '--models') o.models = true;
     else if (arg === '--help' || arg === '-h') o.help = true;
     else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
   }

@@ -7,7 +7,7 @@ const ok = (throughput: number, medianMs = 1) => ({ medianMs, samples: 3, throug
 
 describe('bench CLI arguments', () => {
   it('parses every option and keeps defaults otherwise', () => {
-    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false });
+    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false, models: false });
     expect(parseCliArgs(['--only', 'matmul', '--json', 'out.json', '--time', '250', '--no-peer', '--variant', 'tiled'])).toEqual({
       only: 'matmul',
       json: 'out.json',
@@ -15,8 +15,10 @@ describe('bench CLI arguments', () => {
       peer: false,
       variant: 'tiled',
       help: false,
+      models: false,
     });
     expect(parseCliArgs(['-h']).help).toBe(true);
+    expect(parseCliArgs(['--models']).models).toBe(true);
   });
 
   it('rejects unknown arguments, missing values and bad times with the usage text', () => {
