@@ -31,34 +31,37 @@ fn scaledGrad(g: f32, xh: f32, c: u32) -> f32 {
  */
 export type RowMode = 'workgroup' | 'thread';
 
-function rowCode(mode: RowMode): { reduce: string; header: string; stride: string } {
+function rowCode(mode: RowMode): { shared: string; sum: (name: string, expr: string) => string; header: string; stride: string } {
   const header = `@compute @workgroup_size(${NORM_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidx: u32, @builtin(global_invocation_id) gid: vec3<u32>) {`;
   if (mode === 'thread') {
     return {
-      reduce: 'fn wgSum(v: f32, lid: u32) -> f32 { return v; }',
+      shared: '',
+      sum: (name, expr) => `let ${name} = ${expr};`,
       header: `${header}\n  let row = gid.x + gid.y * u.gridX * ${NORM_WORKGROUP}u;\n  let lid = 0u;`,
       stride: '1u',
     };
   }
-  return { reduce: REDUCE_FN, header: `${header}\n  let row = wid.x + wid.y * u.gridX;\n  let lid = lidx;`, stride: `${NORM_WORKGROUP}u` };
+  return { shared: SHARED, sum: workgroupSum, header: `${header}\n  let row = wid.x + wid.y * u.gridX;\n  let lid = lidx;`, stride: `${NORM_WORKGROUP}u` };
 }
 
-const REDUCE_FN = `
-var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;
-// Sum of v over the workgroup, returned to every invocation.
-fn wgSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
+const SHARED = `var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;`;
+
+/**
+ * WGSL that sums `expr` over the workgroup into `name` (every invocation gets the total). Written
+ * out in the entry point rather than as a helper function: Dawn's OpenGL backend computed wrong
+ * sums with the barriers inside a function.
+ */
+function workgroupSum(name: string, expr: string): string {
+  return `red[lid] = ${expr};
   workgroupBarrier();
-  for (var s = ${NORM_WORKGROUP / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+  for (var half = ${NORM_WORKGROUP / 2}u; half > 0u; half = half >> 1u) {
+    if (lid < half) { red[lid] = red[lid] + red[lid + half]; }
     workgroupBarrier();
   }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
+  let ${name} = red[0];
+  workgroupBarrier();`;
 }
-`;
 
 /** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c], then SiLU if asked; stats[row] = (mean, 1/σ). */
 export function groupNormForwardKernel(mode: RowMode): Kernel {
@@ -75,16 +78,18 @@ struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
-${r.reduce}
+${r.shared}
 ${r.header}
   let valid = row < u.rows;
   let base = row * u.len;
   var s = 0.0;
   if (valid) { for (var j = lid; j < u.len; j += ${r.stride}) { s += x_in[base + j]; } }
-  let mean = wgSum(s, lid) / f32(u.len);
+  ${r.sum('total', 's')}
+  let mean = total / f32(u.len);
   var q = 0.0;
   if (valid) { for (var j = lid; j < u.len; j += ${r.stride}) { let d = x_in[base + j] - mean; q += d * d; } }
-  let rstd = inverseSqrt(wgSum(q, lid) / f32(u.len) + u.eps);
+  ${r.sum('squares', 'q')}
+  let rstd = inverseSqrt(squares / f32(u.len) + u.eps);
   if (!valid) { return; }
   let c0 = (row % u.groups) * u.channelsPerGroup;
   for (var j = lid; j < u.len; j += ${r.stride}) {
@@ -121,7 +126,7 @@ struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx_out: array<f32>;
-${r.reduce}
+${r.shared}
 ${SILU_GRAD_FN}
 ${r.header}
   let valid = row < u.rows;
@@ -141,8 +146,10 @@ ${r.header}
     }
   }
   let n = f32(u.len);
-  let mg = wgSum(sg, lid) / n;
-  let mgx = wgSum(sgx, lid) / n;
+  ${r.sum('totalG', 'sg')}
+  ${r.sum('totalGx', 'sgx')}
+  let mg = totalG / n;
+  let mgx = totalGx / n;
   if (!valid) { return; }
   for (var j = lid; j < u.len; j += ${r.stride}) {
     let xh = (x_in[base + j] - mean) * rstd;
@@ -169,7 +176,7 @@ struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, group
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
-${REDUCE_FN}
+${SHARED}
 ${SILU_GRAD_FN}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -187,8 +194,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     sg += g;
     sgx += g * xh;
   }
-  let a = wgSum(sgx, lid);
-  let b = wgSum(sg, lid);
+  ${workgroupSum('a', 'sgx')}
+  ${workgroupSum('b', 'sg')}
   if (lid == 0u) {
     dgamma[c] = a;
     dbeta[c] = b;

@@ -53,8 +53,9 @@ export function groupNorm(
   const affine = weight !== null || bias !== null;
   const gamma = weight ?? (affine ? full([c], 1) : zeros([1]));
   const beta = bias ?? (affine ? zeros([c]) : zeros([1]));
-  // Many rows: one invocation each (no barriers); few long rows: a workgroup each.
-  const mode: RowMode = rows >= 128 ? 'thread' : 'workgroup';
+  // Many rows: one invocation each (no barriers); few long rows: a workgroup each. Dawn's OpenGL
+  // (compatibility) path computes wrong sums in the workgroup variant, so it always takes the other.
+  const mode: RowMode = rows >= 128 || rt.acquired.compatibility ? 'thread' : 'workgroup';
   const g = mode === 'thread' ? grid(rows, NORM_WORKGROUP, rt.limits.maxComputeWorkgroupsPerDimension) : grid(rows, 1, rt.limits.maxComputeWorkgroupsPerDimension);
   const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.workgroups[0] };
   rt.dispatch(groupNormForwardKernel(mode), {
