@@ -14,6 +14,7 @@ import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import { flowCli } from './flows/cli.js';
 import { readJson, writeJson } from './experiments/results.js';
 import { savePngGrid } from './io/png.js';
+import { w1Gpu } from './metrics/gpu.js';
 
 const USAGE = `transfuse <command> [options]
 
@@ -34,6 +35,7 @@ diffusion train options:
   --steps N   --batch N   --lr X   --ema DECAY   --n N (subsample)   --classes 3,5
 diffusion sample options:
   --checkpoint DIR   --n N   --sampler ddim|ddpm   --sampler-steps N   --png FILE
+  --score --dataset mnist|usps [--classes 3]   also print W1 to n test digits with the same labels
 flow options:
   train: --dataset mnist|usps --preset small|small-cond|realnvp|nice|realnvp-cond|realnvp-cond-emb|three-layer
          [--conditional] --steps N --lr X --batch N --n N --alpha X --eval-n N --out DIR
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<void> {
       sampler: { type: 'string', default: 'ddim' },
       'sampler-steps': { type: 'string', default: '50' },
       png: { type: 'string' },
+      score: { type: 'boolean', default: false },
       alpha: { type: 'string' },
       'eval-n': { type: 'string' },
       split: { type: 'string' },
@@ -135,6 +138,24 @@ async function main(argv: string[]): Promise<void> {
     const png = resolve(v.png ?? join(dir, 'samples.png'));
     savePngGrid(png, images, n, s, s, 10);
     log(`wrote ${png}${labels ? ' (one row per class)' : ''}`);
+    if (v.score) {
+      // Test digits with the same label counts as the samples, at the model's resolution.
+      const classes = v.classes?.split(',').map((c) => num('classes', c));
+      const test = prepareDigits(loadDigits(resolveDataDir(v.data), v.dataset as DigitDataset, 'test'), null, { size: s, seed, classes });
+      const rows: number[] = [];
+      const used = new Set<number>();
+      for (let i = 0; i < n; i++) {
+        const want = labels ? labels[i] : -1;
+        const r = test.labels!.findIndex((l, k) => !used.has(k) && (want < 0 || l === want));
+        used.add(r);
+        rows.push(r);
+      }
+      const d = s * s;
+      const real = new Float32Array(n * d);
+      rows.forEach((r, i) => real.set(test.images.subarray(r * d, (r + 1) * d), i * d));
+      const w1 = (await w1Gpu(images, real, n, n, d)) / 2;
+      process.stdout.write(`W1 to ${n} ${v.dataset} test digits (pixels in [0, 1], ${s}x${s}): ${w1.toFixed(4)}\n`);
+    }
     return;
   }
   if (command === 'flow' && (sub === 'train' || sub === 'sample' || sub === 'eval')) {
