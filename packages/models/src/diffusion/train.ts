@@ -7,6 +7,7 @@ import {
   cosineWithWarmup,
   deriveSeed,
   EMA,
+  emaWarmupDecay,
   mean,
   noGrad,
   ProgressBar,
@@ -54,7 +55,7 @@ export interface DiffusionTrainOptions {
   prediction?: Prediction;
   /** Clip the global gradient norm (default 1; 0 disables). */
   clipNorm?: number;
-  /** Exponential moving average decay of the weights (0 disables). */
+  /** Largest decay of the exponential moving average of the weights, reached after a warmup (0 disables). */
   emaDecay?: number;
   seed?: number;
   /** Read the loss back every this many steps (each read waits for the GPU). */
@@ -102,7 +103,9 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   if (trainable.length === 0) throw new Error('trainDiffusion: the model has no trainable parameters (all frozen)');
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
-  const ema = o.emaDecay ? new EMA(model as Module, { decay: o.emaDecay }) : null;
+  // diffusers' warmup min(decay, (1 + n) / (10 + n)): a constant decay would keep a large share
+  // of the random initial weights in the average for thousands of steps.
+  const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
   const next = batches(data, o.batchSize, deriveSeed(seed, 1));
   const rng = createRng(deriveSeed(seed, 2));
   const logEvery = o.logEvery ?? 50;
