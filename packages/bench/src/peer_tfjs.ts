@@ -3,7 +3,7 @@
  * the same adapter). The backend registers itself at import time only if `navigator.gpu`
  * exists, so navigator is set first; it then asks that GPU object for its own adapter and device.
  */
-import type { AcquiredDevice } from '@transfuse/core';
+import { awaitGpu, type AcquiredDevice } from '@transfuse/core';
 import type { Tf } from './types.js';
 
 export interface TfjsPeer {
@@ -56,7 +56,9 @@ export async function loadTfjs(acquired: AcquiredDevice): Promise<TfjsPeer | { e
       backend.ensureCommandEncoderReady();
       backend.endComputePassEncoder();
       backend.submitQueue();
-      await backend.device.queue.onSubmittedWorkDone();
+      // Waited for as Transfuse's sync() waits (without spinning a core), so the ratio compares
+      // the kernels, not the waiting.
+      await awaitGpu(backend.device.queue.onSubmittedWorkDone());
     },
   };
 }

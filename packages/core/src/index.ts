@@ -6,9 +6,10 @@
  */
 export { Tensor, type DType, type NestedArray } from './tensor.js';
 export * from './ops/index.js';
+export type { RowMode } from '@transfuse/kernels';
 export { init, runtime, shutdown, memory, type MemoryInfo } from './engine.js';
 export { acquireDevice, NO_ADAPTER_HELP, type BackendName, type DeviceOptions, type AcquiredDevice } from './device.js';
-export { Runtime, BufferPool, Storage, sizeClass, type PoolStats } from './runtime.js';
+export { Runtime, BufferPool, Storage, sizeClass, awaitGpu, type PoolStats } from './runtime.js';
 export { noGrad, isGradEnabled, tidy, keep, type BackwardOptions } from './autograd.js';
 export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';

@@ -5,4 +5,5 @@ export * from './matmul.js';
 export * from './random.js';
 export * from './conv.js';
 export * from './optim.js';
+export * from './rows.js';
 export * from './norm.js';

@@ -5,8 +5,7 @@
  * normalised output. The backward pass recomputes x̂ from the saved mean and 1/σ.
  */
 import { kernel, type Kernel } from './registry.js';
-
-export const NORM_WORKGROUP = 64;
+import { ROW_SHARED, ROW_WORKGROUP, rowCode, workgroupSum, type RowMode } from './rows.js';
 
 // The incoming gradient through the optional SiLU epilogue (ĝ), and times γ (gy); z is recomputed.
 const SILU_GRAD_FN = `
@@ -23,45 +22,6 @@ fn scaledGrad(g: f32, xh: f32, c: u32) -> f32 {
   return e;
 }
 `;
-
-/**
- * Two ways to map rows onto invocations. 'workgroup': 64 invocations share a row and sum through
- * workgroup memory (few long rows). 'thread': one invocation per row, no barriers (many rows:
- * barriers are slow on software drivers).
- */
-export type RowMode = 'workgroup' | 'thread';
-
-function rowCode(mode: RowMode): { shared: string; sum: (name: string, expr: string) => string; header: string; stride: string } {
-  const header = `@compute @workgroup_size(${NORM_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidx: u32, @builtin(global_invocation_id) gid: vec3<u32>) {`;
-  if (mode === 'thread') {
-    return {
-      shared: '',
-      sum: (name, expr) => `let ${name} = ${expr};`,
-      header: `${header}\n  let row = gid.x + gid.y * u.gridX * ${NORM_WORKGROUP}u;\n  let lid = 0u;`,
-      stride: '1u',
-    };
-  }
-  return { shared: SHARED, sum: workgroupSum, header: `${header}\n  let row = wid.x + wid.y * u.gridX;\n  let lid = lidx;`, stride: `${NORM_WORKGROUP}u` };
-}
-
-const SHARED = `var<workgroup> red: array<f32, ${NORM_WORKGROUP}>;`;
-
-/**
- * WGSL that sums `expr` over the workgroup into `name` (every invocation gets the total). Written
- * out in the entry point rather than as a helper function: Dawn's OpenGL backend computed wrong
- * sums with the barriers inside a function.
- */
-function workgroupSum(name: string, expr: string): string {
-  return `red[lid] = ${expr};
-  workgroupBarrier();
-  for (var half = ${NORM_WORKGROUP / 2}u; half > 0u; half = half >> 1u) {
-    if (lid < half) { red[lid] = red[lid] + red[lid + half]; }
-    workgroupBarrier();
-  }
-  let ${name} = red[0];
-  workgroupBarrier();`;
-}
 
 /** y = (x - mean) / sqrt(var + eps) · γ[c] + β[c], then SiLU if asked; stats[row] = (mean, 1/σ). */
 export function groupNormForwardKernel(mode: RowMode): Kernel {
@@ -161,7 +121,7 @@ ${r.header}
 
 /** Per channel c: dγ[c] = Σ_{n, s} ĝ · x̂ and dβ[c] = Σ_{n, s} ĝ (one workgroup per channel). */
 export function groupNormBackwardAffineKernel(): Kernel {
-  const wg = NORM_WORKGROUP;
+  const wg = ROW_WORKGROUP;
   return kernel('group_norm_backward_affine', () => ({
     inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
     outputs: ['dgamma', 'dbeta'],
@@ -176,7 +136,7 @@ struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, group
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
-${SHARED}
+${ROW_SHARED}
 ${SILU_GRAD_FN}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -1,18 +1,11 @@
 /** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
-import {
-  grid,
-  groupNormBackwardAffineKernel,
-  groupNormBackwardInputKernel,
-  groupNormForwardKernel,
-  NORM_WORKGROUP,
-  type RowMode,
-} from '@transfuse/kernels';
+import { groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
 import { record } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full, zeros } from './creation.js';
-import { empty, expectTensors } from './util.js';
+import { empty, expectTensors, rowLaunch } from './util.js';
 
 /**
  * torch.nn.functional.group_norm: x [N, C, ...] normalised over each group of C / numGroups
@@ -53,11 +46,9 @@ export function groupNorm(
   const affine = weight !== null || bias !== null;
   const gamma = weight ?? (affine ? full([c], 1) : zeros([1]));
   const beta = bias ?? (affine ? zeros([c]) : zeros([1]));
-  // Many rows: one invocation each (no barriers); few long rows: a workgroup each. Dawn's OpenGL
-  // (compatibility) path computes wrong sums in the workgroup variant, so it always takes the other.
-  const mode: RowMode = rows >= 128 || rt.acquired.compatibility ? 'thread' : 'workgroup';
-  const g = mode === 'thread' ? grid(rows, NORM_WORKGROUP, rt.limits.maxComputeWorkgroupsPerDimension) : grid(rows, 1, rt.limits.maxComputeWorkgroupsPerDimension);
-  const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.workgroups[0] };
+  const g = rowLaunch(rows);
+  const mode = g.mode;
+  const common = { rows, len, spatial, channelsPerGroup: c / numGroups, groups: numGroups, gridX: g.gridX };
   rt.dispatch(groupNormForwardKernel(mode), {
     op,
     params: { ...common, eps, affine: affine ? 1 : 0, silu, pad0: 0, pad1: 0, pad2: 0 },

@@ -1,12 +1,12 @@
 /** Reductions along any axes (keepdims optional), softmax family, and their backward rules. */
-import { grid, reduceColsKernel, reduceRowsKernel, type ReduceOp } from '@transfuse/kernels';
+import { grid, reduceColsKernel, reduceRowsKernel, softmaxBackwardKernel, softmaxKernel, type ReduceOp, type RowMode } from '@transfuse/kernels';
 import { noGrad, record, tidy } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt, normAxes, normAxis, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, div, exp, log, mul, sub, eq } from './elementwise.js';
 import { expand, permute, reshape } from './layout.js';
-import { empty, expectTensors, run1d } from './util.js';
+import { empty, expectTensors, rowLaunch, run1d } from './util.js';
 
 const INIT: Record<ReduceOp, number> = { sum: 0, max: -Infinity, min: Infinity, argmax: -Infinity, argmin: Infinity };
 /** Rows longer than this are split into chunks reduced by a second pass when rows are few. */
@@ -149,26 +149,50 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   return tidy(() => reshape(sum(g, axes, true), shape));
 }
 
-/** exp(x - max) / Σ exp(x - max) along `axis`. */
-export function softmax(x: Tensor, axis = -1): Tensor {
-  const ax = normAxis(axis, x.rank, 'softmax');
-  const y = tidy(() => noGrad(() => {
-    const m = max(x, ax, true);
-    const e = exp(sub(x, m));
-    return div(e, sum(e, ax, true));
-  }));
-  return record('softmax', [x], y, (g, [sy]) => [mul(sy, sub(g, sum(mul(g, sy), ax, true)))], [y]);
+/**
+ * Softmax or log-softmax along `axis` in one fused kernel (and one for the backward): x is seen
+ * as [outer, len, inner] with len the axis, so any axis works without a permuted copy.
+ */
+function softmaxAlong(x: Tensor, axis: number, logOutput: boolean, op: string, mode?: RowMode): Tensor {
+  expectTensors(op, 'float32', x);
+  const ax = normAxis(axis, x.rank, op);
+  const len = x.shape[ax];
+  const inner = sizeOf(x.shape.slice(ax + 1));
+  const rows = x.size / Math.max(len, 1);
+  const y = empty(x.shape, 'float32', op);
+  if (x.size === 0) return y;
+  const rt = runtime();
+  const launch = rowLaunch(rows, mode);
+  const params = { rows, len, inner, gridX: launch.gridX };
+  rt.dispatch(softmaxKernel(launch.mode, logOutput), {
+    op,
+    params,
+    inputs: [x.storageFor(op)],
+    outputs: [y.storageFor(op)],
+    workgroups: launch.workgroups,
+  });
+  return record(op, [x], y, (g, [sy]) => {
+    const back = `${op} (backward)`;
+    const dx = empty(x.shape, 'float32', back);
+    rt.dispatch(softmaxBackwardKernel(launch.mode, logOutput), {
+      op: back,
+      params,
+      inputs: [sy.storageFor(back), g.storageFor(back)],
+      outputs: [dx.storageFor(back)],
+      workgroups: launch.workgroups,
+    });
+    return [dx];
+  }, [y]);
+}
+
+/** exp(x - max) / Σ exp(x - max) along `axis`; `mode` forces a row mapping (tests). */
+export function softmax(x: Tensor, axis = -1, mode?: RowMode): Tensor {
+  return softmaxAlong(x, axis, false, 'softmax', mode);
 }
 
 /** x - logsumexp(x) along `axis`, computed stably. */
-export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  const ax = normAxis(axis, x.rank, 'logSoftmax');
-  const y = tidy(() => noGrad(() => {
-    const m = max(x, ax, true);
-    const shifted = sub(x, m);
-    return sub(shifted, log(sum(exp(shifted), ax, true)));
-  }));
-  return record('logSoftmax', [x], y, (g, [sy]) => [sub(g, mul(exp(sy), sum(g, ax, true)))], [y]);
+export function logSoftmax(x: Tensor, axis = -1, mode?: RowMode): Tensor {
+  return softmaxAlong(x, axis, true, 'logSoftmax', mode);
 }
 
 /** log Σ exp(x) over `axes`, computed stably. */
