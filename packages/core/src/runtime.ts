@@ -15,6 +15,8 @@ import type { AcquiredDevice } from './device.js';
 const UNIFORM_SLOT = 256;
 /** Dispatches per batch before a submit. */
 const RING_SLOTS = 256;
+/** Bind groups kept for reuse (least recently used ones are dropped first). */
+const BIND_GROUP_CACHE = 4096;
 
 /**
  * Awaits a WebGPU promise (onSubmittedWorkDone, mapAsync) without spinning a core. While such a
@@ -171,6 +173,15 @@ export class Runtime {
   /** Fill every newly acquired output with NaN so tests catch elements a kernel never writes. */
   poisonOutputs = false;
   private profiler: Profiler | null = null;
+  /**
+   * Bind groups by kernel and bound buffers. Creating one per dispatch cost time and, on Dawn's
+   * Vulkan backend, descriptor sets that live until the JS object is garbage-collected, which
+   * Node may not do for a long while: training runs crashed inside lavapipe's descriptor-pool
+   * allocation. Pooled buffers recur, so training loops mostly hit this cache.
+   */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
 
@@ -178,7 +189,11 @@ export class Runtime {
     const device = (this.device = acquired.device);
     this.limits = device.limits;
     this.features = new Set([...device.features] as string[]);
-    const destroy = (b: GPUBuffer) => this.toDestroy.push(b);
+    const destroy = (b: GPUBuffer) => {
+      // Rare (pool trims and overflow): drop every cached bind group rather than track which use b.
+      this.bindGroups.clear();
+      this.toDestroy.push(b);
+    };
     this.pool = new BufferPool(device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, destroy);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, destroy);
     this.ring = device.createBuffer({ size: this.ringData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -284,26 +299,45 @@ export class Runtime {
     if (k.uniformSize > UNIFORM_SLOT) throw new Error(`internal: kernel '${k.name}' uniform of ${k.uniformSize} bytes > ${UNIFORM_SLOT}`);
     if (this.ringUsed === RING_SLOTS) this.flush();
     if (!this.encoder) this.begin();
-    const entries: GPUBindGroupEntry[] = [];
+    const offsets: number[] = [];
     if (k.uniformSize > 0) {
       const offset = this.ringUsed * UNIFORM_SLOT;
       k.packParams(a.params ?? {}, this.ringView, offset);
-      entries.push({ binding: 0, resource: { buffer: this.ring, offset, size: k.uniformSize } });
+      offsets.push(offset);
       this.ringUsed++;
     }
-    for (const s of [...a.inputs, ...a.outputs]) {
-      // Bind what the tensor uses (rounded to 16 bytes for vec4 kernels), not the whole size class.
-      const size = Math.min(s.buffer.size, Math.max(16, Math.ceil(s.bytes / 16) * 16));
-      entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size } });
-    }
-    const group = this.device.createBindGroup({ layout, entries });
+    const group = this.bindGroupFor(k, layout, [...a.inputs, ...a.outputs]);
     if (this.profiler) this.profiler.beginDispatch(this, k.name);
     this.pass!.setPipeline(pipeline);
-    this.pass!.setBindGroup(0, group);
+    this.pass!.setBindGroup(0, group, offsets);
     this.pass!.dispatchWorkgroups(wx, wy, wz);
     this.batchOps.push(a.op);
     this.counters.dispatches++;
     if (this.syncEachOp) this.flush();
+  }
+
+  private bindGroupFor(k: Kernel, layout: GPUBindGroupLayout, storages: Storage[]): GPUBindGroup {
+    // Bind what each tensor uses (rounded to 16 bytes for vec4 kernels), not the whole size class.
+    const sizes = storages.map((s) => Math.min(s.buffer.size, Math.max(16, Math.ceil(s.bytes / 16) * 16)));
+    const key = `${k.name}|${storages.map((s, i) => `${this.bufferId(s.buffer)}:${sizes[i]}`).join(',')}`;
+    let group = this.bindGroups.get(key);
+    if (group) {
+      this.bindGroups.delete(key); // re-inserted below: Map order is the recency order
+    } else {
+      const entries: GPUBindGroupEntry[] = [];
+      if (k.uniformSize > 0) entries.push({ binding: 0, resource: { buffer: this.ring, offset: 0, size: k.uniformSize } });
+      storages.forEach((s, i) => entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size: sizes[i] } }));
+      group = this.device.createBindGroup({ layout, entries });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    }
+    this.bindGroups.set(key, group);
+    return group;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
 
   private begin(): void {

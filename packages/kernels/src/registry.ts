@@ -135,7 +135,9 @@ export function defineKernel(decl: KernelDecl): Kernel {
     layout.push({
       binding: i,
       visibility: GPUShaderStageCompute,
-      buffer: { type: isUniform ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+      // The uniform takes a dynamic offset into the runtime's ring, so one bind group serves
+      // every dispatch over the same buffers.
+      buffer: isUniform ? { type: 'uniform', hasDynamicOffset: true } : { type: kind === 'read' ? 'read-only-storage' : 'storage' },
     });
   });
 

@@ -14,6 +14,7 @@ describe('kernel registry', () => {
     const k = defineKernel({ name: 't', wgsl: WGSL, inputs: ['x'], outputs: ['y'], uniform: 'u' });
     expect(k.workgroupSize).toEqual([64, 2, 1]);
     expect(k.layout.map((e) => e.buffer?.type)).toEqual(['uniform', 'read-only-storage', 'storage']);
+    expect(k.layout[0].buffer?.hasDynamicOffset).toBe(true);
     // WGSL layout rules: n@0, alpha@4, shape@16 (32 bytes, 16-aligned), bias@48; struct size 64.
     expect(k.uniformSize).toBe(64);
     const view = new DataView(new ArrayBuffer(64));
