@@ -183,7 +183,7 @@ export class Runtime {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   /** Counters for benchmarks and tests. */
-  readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly counters = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0 };
 
   constructor(readonly acquired: AcquiredDevice) {
     const device = (this.device = acquired.device);
@@ -328,6 +328,7 @@ export class Runtime {
       if (k.uniformSize > 0) entries.push({ binding: 0, resource: { buffer: this.ring, offset: 0, size: k.uniformSize } });
       storages.forEach((s, i) => entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size: sizes[i] } }));
       group = this.device.createBindGroup({ layout, entries });
+      this.counters.bindGroups++;
       if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
     }
     this.bindGroups.set(key, group);
