@@ -23,6 +23,12 @@ export interface AcquiredDevice {
   compatibility: boolean;
   /** The object returned by `webgpu.create()`: Dawn aborts if it is garbage-collected while the device lives. */
   gpu: GPU;
+  /**
+   * Runs a full garbage collection, where the platform allows it (Node). Dawn's Node binding frees
+   * a bind group only when its JS object is collected, and V8 does not see the native memory
+   * behind it; the runtime calls this after creating many (see Runtime).
+   */
+  collectGarbage?: () => void;
 }
 
 export const NO_ADAPTER_HELP = `How to get a WebGPU adapter:
@@ -45,6 +51,7 @@ export interface FoundAdapter {
   adapter: GPUAdapter;
   label: string;
   compatibility: boolean;
+  collectGarbage?: () => void;
 }
 
 /** Features the kernels can use when the adapter has them. */
@@ -98,5 +105,5 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
     if (typeof limits[key] === 'number') requiredLimits[key] = limits[key];
   }
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  return { device, adapter, backend: found.label, compatibility: found.compatibility, gpu: found.gpu };
+  return { device, adapter, backend: found.label, compatibility: found.compatibility, gpu: found.gpu, collectGarbage: found.collectGarbage };
 }

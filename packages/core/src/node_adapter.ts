@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Attempt, BackendName, DeviceOptions, FoundAdapter } from './device.js';
 
 /** Walks up from `start` looking for .transfuse/lavapipe/lvp_icd.json (written by scripts/setup.sh). */
@@ -23,6 +25,22 @@ function findLavapipeIcd(): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * V8's gc(): the one from --expose-gc if Node was started with it, else obtained by setting the
+ * flag at run time (a fresh context then sees the function). Undefined if neither works.
+ */
+function gcFunction(): (() => void) | undefined {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (typeof existing === 'function') return existing;
+  try {
+    setFlagsFromString('--expose-gc');
+    const fn = runInNewContext('gc') as unknown;
+    return typeof fn === 'function' ? (fn as () => void) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function nodeAdapter(
@@ -67,18 +85,22 @@ export async function nodeAdapter(
     return adapter ? { gpu, adapter, label, compatibility: true } : undefined;
   };
 
-  switch (backend) {
-    case 'vulkan':
-      return (await tryVulkan('vulkan (system driver)')) ?? (await tryLavapipe());
-    case 'lavapipe':
-      return tryLavapipe();
-    case 'opengl':
-      return tryOpenGL();
-    default: {
-      // The system's default adapter first: with a GPU driver installed this is the GPU.
-      const sys = process.env.VK_DRIVER_FILES ? undefined : await tryVulkan('vulkan (system driver)');
-      return sys ?? (await tryLavapipe()) ?? (await tryOpenGL());
+  const find = async (): Promise<FoundAdapter | undefined> => {
+    switch (backend) {
+      case 'vulkan':
+        return (await tryVulkan('vulkan (system driver)')) ?? (await tryLavapipe());
+      case 'lavapipe':
+        return tryLavapipe();
+      case 'opengl':
+        return tryOpenGL();
+      default: {
+        // The system's default adapter first: with a GPU driver installed this is the GPU.
+        const sys = process.env.VK_DRIVER_FILES ? undefined : await tryVulkan('vulkan (system driver)');
+        return sys ?? (await tryLavapipe()) ?? (await tryOpenGL());
+      }
     }
-  }
+  };
+  const found = await find();
+  return found && { ...found, collectGarbage: gcFunction() };
 }
 

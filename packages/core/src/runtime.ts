@@ -17,6 +17,14 @@ const UNIFORM_SLOT = 256;
 const RING_SLOTS = 256;
 /** Bind groups kept for reuse (least recently used ones are dropped first). */
 const BIND_GROUP_CACHE = 4096;
+/** Submits a training loop may run ahead of the GPU before keepPace() waits. */
+const PACE_SUBMITS = 8;
+/**
+ * New bind groups between forced garbage collections. Lavapipe maps one 4 KiB memfd per live
+ * descriptor set, and Linux allows 65,530 mappings per process (vm.max_map_count): long training
+ * runs crashed inside the driver once uncollected bind groups piled up past that.
+ */
+const GC_EVERY_BIND_GROUPS = 8192;
 
 /**
  * Awaits a WebGPU promise (onSubmittedWorkDone, mapAsync) without spinning a core. While such a
@@ -176,14 +184,17 @@ export class Runtime {
   /**
    * Bind groups by kernel and bound buffers. Creating one per dispatch cost time and, on Dawn's
    * Vulkan backend, descriptor sets that live until the JS object is garbage-collected, which
-   * Node may not do for a long while: training runs crashed inside lavapipe's descriptor-pool
-   * allocation. Pooled buffers recur, so training loops mostly hit this cache.
+   * Node may not do for a long while: training runs crashed inside lavapipe (see
+   * GC_EVERY_BIND_GROUPS). Pooled buffers recur, so training loops mostly hit this cache.
    */
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
+  private bindGroupsSinceGc = 0;
+  private paceMark: { submits: number; done: Promise<undefined> } | null = null;
   /** Counters for benchmarks and tests. */
-  readonly counters = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0 };
+  readonly counters = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0, bindGroupsCollected: 0 };
+  private readonly bindGroupFinalizer = new FinalizationRegistry<null>(() => this.counters.bindGroupsCollected++);
 
   constructor(readonly acquired: AcquiredDevice) {
     const device = (this.device = acquired.device);
@@ -317,19 +328,27 @@ export class Runtime {
   }
 
   private bindGroupFor(k: Kernel, layout: GPUBindGroupLayout, storages: Storage[]): GPUBindGroup {
-    // Bind what each tensor uses (rounded to 16 bytes for vec4 kernels), not the whole size class.
-    const sizes = storages.map((s) => Math.min(s.buffer.size, Math.max(16, Math.ceil(s.bytes / 16) * 16)));
-    const key = `${k.name}|${storages.map((s, i) => `${this.bufferId(s.buffer)}:${sizes[i]}`).join(',')}`;
+    // Whole buffers are bound (no kernel reads past its tensor: none uses arrayLength), so a
+    // buffer reused for a tensor of another size still hits the cache.
+    const key = `${k.name}|${storages.map((s) => this.bufferId(s.buffer)).join(',')}`;
     let group = this.bindGroups.get(key);
     if (group) {
       this.bindGroups.delete(key); // re-inserted below: Map order is the recency order
     } else {
       const entries: GPUBindGroupEntry[] = [];
       if (k.uniformSize > 0) entries.push({ binding: 0, resource: { buffer: this.ring, offset: 0, size: k.uniformSize } });
-      storages.forEach((s, i) => entries.push({ binding: entries.length, resource: { buffer: s.buffer, offset: 0, size: sizes[i] } }));
+      // A size class may exceed the binding limit that its tensor respects (alloc checks it).
+      const maxBinding = Math.floor(this.limits.maxStorageBufferBindingSize / 16) * 16;
+      for (const s of storages) entries.push({ binding: entries.length, resource: { buffer: s.buffer, size: Math.min(s.buffer.size, maxBinding) } });
       group = this.device.createBindGroup({ layout, entries });
       this.counters.bindGroups++;
+      this.bindGroupFinalizer.register(group, null);
       if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+      // Dropped groups are freed when V8 collects them (and the event loop next turns).
+      if (++this.bindGroupsSinceGc >= GC_EVERY_BIND_GROUPS) {
+        this.bindGroupsSinceGc = 0;
+        this.acquired.collectGarbage?.();
+      }
     }
     this.bindGroups.set(key, group);
     return group;
@@ -428,6 +447,24 @@ export class Runtime {
     this.staging.release(staging);
     this.checkHealthy();
     return out;
+  }
+
+  /**
+   * Call once per step of a loop that reads nothing back for many steps (training). Every few
+   * submits it waits for the work submitted at its previous wait, so the GPU stays busy while
+   * JS never runs more than one window ahead of it. Waiting also turns the event loop, which
+   * Dawn's Node binding needs in order to learn what has finished and free what it holds (bind
+   * groups are freed only then): a loop that never awaits grows native memory until the driver
+   * fails.
+   */
+  async keepPace(): Promise<void> {
+    if (this.counters.submits - (this.paceMark?.submits ?? 0) < PACE_SUBMITS) return;
+    this.flush();
+    const previous = this.paceMark?.done;
+    this.paceMark = { submits: this.counters.submits, done: this.device.queue.onSubmittedWorkDone() };
+    if (previous) await awaitGpu(previous);
+    else await new Promise((r) => setTimeout(r, 0));
+    this.checkHealthy();
   }
 
   /** Resolves when the GPU has finished all submitted work. */

@@ -12,6 +12,7 @@ import {
   noGrad,
   ProgressBar,
   randn,
+  runtime,
   square,
   sub,
   tensor,
@@ -139,6 +140,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
       bar?.update(step + 1);
     }
     loss.dispose();
+    await runtime().keepPace();
   }
   bar?.done();
   return { losses, seconds: (performance.now() - started) / 1000, ema };

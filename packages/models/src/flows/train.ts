@@ -3,7 +3,7 @@
  * Image data go through uniform dequantization of their 8-bit levels: y = (level + u) / 256 in
  * (0, 1), so with a logit flow the bits/dim count the discrete 8-bit data, as published numbers do.
  */
-import { Adam, clipGradNorm, cosineWithWarmup, deriveSeed, noGrad, ProgressBar, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
+import { Adam, clipGradNorm, cosineWithWarmup, deriveSeed, noGrad, ProgressBar, runtime, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
 import { createRng } from '../data/prng.js';
 import { batches, type ImageSet } from '../diffusion/train.js';
 import { bitsPerDimFromNats, type Flow, type FlowCondition } from './flow.js';
@@ -112,6 +112,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       bar?.update(step + 1);
     }
     loss.dispose();
+    await runtime().keepPace();
   }
   bar?.done();
   flow.eval();

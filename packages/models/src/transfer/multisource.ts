@@ -17,17 +17,18 @@
  */
 import {
   Adam,
+  add,
   clipGradNorm,
-  slice,
   cosineWithWarmup,
   deriveSeed,
   mean,
   mul,
-  add,
-  sub,
   noGrad,
   randn,
+  runtime,
+  slice,
   square,
+  sub,
   tensor,
   tidy,
   type Tensor,
@@ -184,6 +185,7 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
       o.onLog?.(step + 1, v);
     }
     loss.dispose();
+    await runtime().keepPace();
   }
   return { losses, steps: o.steps, seconds: (performance.now() - started) / 1000 };
 }
