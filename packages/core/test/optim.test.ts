@@ -7,6 +7,7 @@ import * as T from '@transfuse/core';
 import {
   Adam,
   AdamW,
+  BestWeights,
   EMA,
   Linear,
   ReLU,
@@ -314,6 +315,40 @@ describe('EMA', () => {
     expect(other.updates).toBe(5);
     expect(await values(other.shadow.get('weight')!)).toEqual(await values(ema.shadow.get('weight')!));
     expect(() => ema.copyTo(new Linear(3, 4))).toThrow(/EMA.copyTo: the model lacks \(or mis-shapes\) the averaged parameters weight/);
+  });
+});
+
+describe('BestWeights', () => {
+  test('keeps the weights of the lowest score bit for bit, counts offers since it, restores in place', async () => {
+    const seed = freshSeed();
+    const rng = seededRandom(seed);
+    const m = new Linear(4, 3, { seed });
+    const best = new BestWeights([m.weight, m.bias!]);
+    expect(() => best.restore()).toThrow(/no score was offered yet/);
+    const set = () => {
+      const w = f32(randomArray(12, rng));
+      const b = f32(randomArray(3, rng));
+      m.loadStateDict({ weight: tensor(Float32Array.from(w), [3, 4]), bias: tensor(Float32Array.from(b), [3]) });
+      return [w, b];
+    };
+    const kept: number[][][] = [];
+    const scores = [3, 2, 2.5, 1, 1, 4];
+    const improved = [];
+    for (const [step, score] of scores.entries()) {
+      const wb = set();
+      improved.push(best.offer(score, step));
+      if (improved.at(-1)) kept.push(wb);
+    }
+    // Ties do not count as improvements: the first of two equal scores is kept.
+    expect(improved).toEqual([true, true, false, true, false, false]);
+    expect([best.best, best.bestStep, best.sinceBest]).toEqual([1, 3, 2]);
+    const weight = m.weight;
+    best.restore();
+    expect(m.weight).toBe(weight);
+    expect(await values(m.weight)).toEqual(kept.at(-1)![0]);
+    expect(await values(m.bias!)).toEqual(kept.at(-1)![1]);
+    expect(() => best.offer(NaN, 6)).toThrow(/BestWeights.offer: the score at step 6 is NaN/);
+    best.dispose();
   });
 });
 

@@ -156,6 +156,10 @@ describe('smoke presets', () => {
     expect(existsSync(join(out1, 'mse.svg'))).toBe(true);
     // Resuming recomputes nothing and gives the same table.
     expect(await runChengSynthetic({ preset: CHENG_SYNTHETIC_PRESETS.smoke, presetName: 'smoke', out: out1, log: () => {} })).toBe(md1);
+    // Other settings in the same folder are refused before anything runs, so cells never mix.
+    await expect(runChengSynthetic({ preset: { ...CHENG_SYNTHETIC_PRESETS.smoke, seeds: [1] }, presetName: 'smoke', out: out1, log: () => {} })).rejects.toThrow(
+      /holds results of a different run \(.*config\.json\); its finished cells would be mixed/,
+    );
 
     const out2 = mkdtempSync(join(tmpdir(), 'cheng-res-'));
     const md2 = await runChengRestoration({ preset: CHENG_RESTORATION_PRESETS.smoke, presetName: 'smoke', dataDir: DATA, out: out2, log: () => {} });

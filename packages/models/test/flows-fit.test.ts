@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createRng } from '../src/data/prng.js';
-import { Flow, flowLogProb, sampleFlow, trainFlow, type FlowData } from '../src/flows/index.js';
+import { Flow, evalBitsPerDim, flowLogProb, sampleFlow, splitFlowData, trainFlow, type FlowData } from '../src/flows/index.js';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
@@ -118,6 +118,43 @@ describe('class-conditional flow', () => {
       }
       expect(hits / m, `class ${c}`).toBeGreaterThanOrEqual(0.95);
     }
+    flow.dispose();
+  });
+});
+
+describe('early stopping', () => {
+  test('splitFlowData: a seeded split of the rows (with their labels) into disjoint parts that cover them', () => {
+    const n = 10;
+    const data: FlowData = { x: Float32Array.from({ length: 2 * n }, (_, i) => i), n, dim: 2, labels: Int32Array.from({ length: n }, (_, i) => 100 + i) };
+    const { train, validation } = splitFlowData(data, 0.3, 4);
+    expect([train.n, validation.n]).toEqual([7, 3]);
+    const rowsOf = (d: FlowData) => Array.from({ length: d.n }, (_, i) => d.x[2 * i] / 2);
+    const all = [...rowsOf(train), ...rowsOf(validation)];
+    expect([...all].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+    for (const d of [train, validation]) rowsOf(d).forEach((r, i) => {
+      expect(d.x[2 * i + 1]).toBe(2 * r + 1);
+      expect(d.labels![i]).toBe(100 + r);
+    });
+    expect(rowsOf(splitFlowData(data, 0.3, 4).validation)).toEqual(rowsOf(validation));
+    expect(() => splitFlowData(data, 0.01, 4)).toThrow(/splitFlowData: a validation fraction of 0.01 of 10 rows leaves 10 to train on and 0 to validate/);
+  });
+
+  test('on 40 points the validation NLL turns up; training stops `patience` checks after its minimum and keeps those weights', async () => {
+    const { train, validation } = splitFlowData(mixture(60, 21), 1 / 3, 22);
+    const flow = new Flow({ dim: 2, coupling: 'affine', layers: 6, hidden: [64, 64], scaleBound: 2, seed: 23 });
+    const patience = 4;
+    const r = await trainFlow(flow, train, { steps: 3000, batchSize: 40, lr: 1e-2, seed: 24, label: null, validation, validateEvery: 20, patience });
+    const v = r.validation!;
+    // It overfits (the point of stopping): the last check is worse than the best, and it stopped before the cap.
+    expect(r.steps).toBeLessThan(3000);
+    expect(v.history.at(-1)![1]).toBeGreaterThan(v.best);
+    expect(r.steps).toBe(v.bestStep + patience * 20);
+    expect(v.history.map(([s]) => s)).toEqual(Array.from({ length: r.steps / 20 }, (_, i) => 20 * (i + 1)));
+    expect(v.best).toBe(Math.min(...v.history.map(([, x]) => x)));
+    expect(r.losses.at(-1)![0]).toBe(r.steps);
+    // The weights kept are those of the best check: the same evaluation gives the same number.
+    const again = await evalBitsPerDim(flow, validation, { seed: 0 });
+    expect(Math.abs(again.natsPerDim - v.best)).toBeLessThan(1e-6);
     flow.dispose();
   });
 });

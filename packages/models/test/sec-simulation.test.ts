@@ -62,10 +62,15 @@ describe('sec-simulation', () => {
         expect(Number.isFinite(e.kl)).toBe(true);
         // KL >= 0 up to Monte Carlo error.
         expect(e.kl).toBeGreaterThan(-4 * e.se);
+        // Early stopping ran: the kept step is one of the checks, at most the cap.
+        expect(e.bestStep! % 10 === 0 || e.bestStep === 60).toBe(true);
+        expect(e.bestStep!).toBeLessThanOrEqual(e.steps!);
+        expect(e.steps!).toBeLessThanOrEqual(60);
       }
     }
     expect(md).toContain('## Conditional');
     expect(md).toContain('| 1000 |');
+    expect(md).toContain('Mean step kept by early stopping');
     process.stderr.write(`sec-simulation smoke: ${seconds.toFixed(1)} s\n${md}`);
   });
 });

@@ -11,7 +11,7 @@ import {
   MAX_RANK,
   scatterStridedKernel,
 } from '@transfuse/kernels';
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, keep, record } from '../autograd.js';
 import { collapse, fmt, normAxes, normAxis, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 import { zeros } from './creation.js';
@@ -280,4 +280,11 @@ export function copyInto(dst: Tensor, src: Tensor, op: string): void {
     shape: pack([src.size]),
     sx: pack([1]),
   });
+}
+
+/** A bit-exact copy with its own storage, owned by the caller (outside any tidy scope; no autograd). */
+export function cloneOf(p: Tensor, op: string): Tensor {
+  const t = keep(empty(p.shape, p.dtype, op));
+  copyInto(t, p, op);
+  return t;
 }

@@ -3,12 +3,11 @@
  * extras): shadow ← shadow - (1 - decay)·(shadow - param), one fused dispatch per parameter.
  */
 import { emaKernel } from '@transfuse/kernels';
-import { keep } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { empty, run1d } from '../ops/util.js';
-import { copyInto } from '../ops/layout.js';
+import { run1d } from '../ops/util.js';
+import { cloneOf, copyInto } from '../ops/layout.js';
 import type { Module, StateEntry } from '../nn/module.js';
 
 /** A decay, or a function of the number of updates made before this one (0, 1, ...). */
@@ -118,11 +117,4 @@ export class EMA {
     for (const b of this.backup?.values() ?? []) b.dispose();
     this.backup = null;
   }
-}
-
-/** A bit-exact copy with its own storage, owned by the caller (outside any tidy scope). */
-function cloneOf(p: Tensor, op: string): Tensor {
-  const t = keep(empty(p.shape, 'float32', op));
-  copyInto(t, p, op);
-  return t;
 }

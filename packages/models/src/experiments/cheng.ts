@@ -37,7 +37,7 @@ import { createRng, type Rng } from '../data/prng.js';
 import { ConditionEncoder, MlpScoreNet } from '../diffusion/mlp.js';
 import { lineChartSvg } from '../io/plot.js';
 import { fineTuneHead, posteriorMean, pretrainMultiSource, trainFromScratch, type VectorTask } from '../transfer/multisource.js';
-import { cell, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
+import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic data: the discretised SDE prior, the projection and the reference posterior mean.
@@ -462,7 +462,7 @@ async function runCheng(spec: RunSpec, p: ChengCommon, presetName: string, out: 
       const tasks = spec.sources(seed);
       const heads = tasks.map((_, k) => head(deriveSeed(seed, 100 + k)));
       log(`${spec.experiment}: pre-training ${tasks.length} heads + shared encoder (seed ${seed})`);
-      const r = await pretrainMultiSource(tasks, { heads, encoder, ...p.pretrain, seed: deriveSeed(seed, 2), logEvery: logEvery(p.pretrain.steps), finalLrFraction: 0.1 });
+      const r = await pretrainMultiSource(tasks, { heads, encoder, ...p.pretrain, seed: deriveSeed(seed, 2), logEvery: logEvery(p.pretrain.steps), finalLrFraction: 0.1, label: `${spec.experiment} pre-training seed ${seed}` });
       await saveCheckpoint(ckpt, { model: encoder, step: r.steps });
       heads.forEach((f) => f.dispose());
       trained = true;
@@ -483,7 +483,8 @@ async function runCheng(spec: RunSpec, p: ChengCommon, presetName: string, out: 
         const run = async (method: 'finetune' | 'scratch'): Promise<CellResult> => {
           const f = head(deriveSeed(seed, 4));
           const h = method === 'finetune' ? encoder : new ConditionEncoder(encoderConfig(deriveSeed(seed, 5)));
-          const r = method === 'finetune' ? await fineTuneHead(h, f, data, opts) : await trainFromScratch(h, f, data, opts);
+          const o = { ...opts, label: `${method} ${t.label} m=${m} seed ${seed}` };
+          const r = method === 'finetune' ? await fineTuneHead(h, f, data, o) : await trainFromScratch(h, f, data, o);
           const e = await evaluate(f, h, t, deriveSeed(seed, 6));
           f.dispose();
           if (h !== encoder) h.dispose();
@@ -559,6 +560,7 @@ export interface ChengSyntheticOptions {
 export async function runChengSynthetic(o: ChengSyntheticOptions): Promise<string> {
   const p = o.preset;
   const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  claimResultsFolder(o.out, 'cheng-synthetic', p);
   const M = projectionMatrix(deriveSeed(DATA_SEED, 1));
   const pairs = (beta: number, n: number, seed: number): VectorTask => {
     const rng = createRng(seed);
@@ -618,6 +620,7 @@ export interface ChengRestorationOptions {
 export async function runChengRestoration(o: ChengRestorationOptions): Promise<string> {
   const p = o.preset;
   const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  claimResultsFolder(o.out, 'cheng-restoration', p);
   const d = p.size * p.size;
   const train = loadDigits(o.dataDir, 'mnist', 'train');
   const testRaw = loadDigits(o.dataDir, 'mnist', 'test');

@@ -19,7 +19,7 @@ import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditiona
 import { Flow } from '../flows/flow.js';
 import { flowPreset } from '../flows/presets.js';
 import { imageFlowData, sampleFlow, trainFlow } from '../flows/train.js';
-import { cell, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
+import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
 
 export interface MnistUspsPreset {
   /** Resolution both data sets are resized to. */
@@ -115,6 +115,7 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
   const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const name = o.conditional ? 'mnist-usps-conditional' : 'mnist-usps-digit3';
   const classes = o.conditional ? undefined : [3];
+  claimResultsFolder(o.out, name, p);
   const d = p.size * p.size;
 
   // Data: the USPS benchmark split (saved with the results), the held-out evaluation subset, MNIST.

@@ -21,6 +21,23 @@ export function readJson<T>(path: string): T {
   }
 }
 
+/**
+ * Ties a results folder to one experiment and configuration, so resumed cells never mix with cells
+ * of other settings: the first run writes `dir/config.json`, later runs must match it.
+ */
+export function claimResultsFolder(dir: string, experiment: string, config: unknown): void {
+  const path = join(dir, 'config.json');
+  const want = { experiment, config };
+  if (!existsSync(path)) return writeJson(path, want);
+  const have = readJson<unknown>(path);
+  if (JSON.stringify(have) !== JSON.stringify(want)) {
+    throw new Error(
+      `${dir} holds results of a different run (${path}); its finished cells would be mixed with this one's. ` +
+        `Pass another --out, or delete the folder to start over.\n  there: ${JSON.stringify(have)}\n  now:   ${JSON.stringify(want)}`,
+    );
+  }
+}
+
 /** Runs `compute` unless `dir/cells/id.json` exists; stores its result there. */
 export async function cell<T>(dir: string, id: string, compute: () => Promise<T>, log: (msg: string) => void = () => {}): Promise<T> {
   const path = join(dir, 'cells', `${id}.json`);

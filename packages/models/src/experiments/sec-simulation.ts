@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { deriveSeed } from '@transfuse/core';
 import { createRng, type Rng } from '../data/prng.js';
 import type { Flow, FlowConfig } from '../flows/flow.js';
-import { flowLogProb, trainFlow, type FlowData } from '../flows/train.js';
+import { flowLogProb, splitFlowData, trainFlow, type FlowData, type FlowTrainResult } from '../flows/train.js';
 import { lineChartSvg } from '../io/plot.js';
 import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditionalFlowTransfer } from '../transfer/flows.js';
-import { cell, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
+import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
 
 export interface SecSimulationPreset {
   /** Source sample sizes n_s. */
@@ -34,15 +34,24 @@ export interface SecSimulationPreset {
   /** Fresh true samples for the Monte Carlo KL. */
   evalN: number;
   hidden: number[];
+  /**
+   * Early stopping (0: off, every step of the budget runs): this share of each task's sample is
+   * held out, its NLL measured every `validateEvery` steps, training stops after `patience`
+   * measurements without improvement, and the best weights are kept. Steps are then caps.
+   */
+  validationFraction: number;
+  validateEvery: number;
+  patience: number;
 }
 
 export const SEC_SIMULATION_PRESETS: Record<'smoke' | 'cpu' | 'paper', SecSimulationPreset> = {
   // CI: under 2 minutes; proves the pipeline, not the science.
-  smoke: { nsList: [100, 1000], nt: 100, seeds: [0], sourceSteps: 60, targetSteps: 60, batchSize: 64, lr: 3e-3, evalN: 2000, hidden: [32, 32] },
-  // About two hours on 2 cores with software WebGPU.
-  cpu: { nsList: [100, 300, 1000, 3000], nt: 100, seeds: [0, 1, 2], sourceSteps: 1500, targetSteps: 800, batchSize: 128, lr: 2e-3, evalN: 20000, hidden: [64, 64] },
+  smoke: { nsList: [100, 1000], nt: 100, seeds: [0], sourceSteps: 60, targetSteps: 60, batchSize: 64, lr: 3e-3, evalN: 2000, hidden: [32, 32], validationFraction: 0.25, validateEvery: 10, patience: 3 },
+  // About an hour on 2 cores with software WebGPU. Without early stopping, 800 target steps over
+  // 100 points memorized them (KL 10-85 nats; EXPERIMENTS.md), so the step counts are caps.
+  cpu: { nsList: [100, 300, 1000, 3000], nt: 100, seeds: [0, 1, 2], sourceSteps: 1500, targetSteps: 800, batchSize: 128, lr: 2e-3, evalN: 20000, hidden: [64, 64], validationFraction: 0.25, validateEvery: 20, patience: 8 },
   // The full grid with more seeds and steps.
-  paper: { nsList: [100, 300, 1000, 3000, 10000], nt: 100, seeds: [0, 1, 2, 3, 4], sourceSteps: 4000, targetSteps: 2000, batchSize: 256, lr: 1e-3, evalN: 50000, hidden: [128, 128] },
+  paper: { nsList: [100, 300, 1000, 3000, 10000], nt: 100, seeds: [0, 1, 2, 3, 4], sourceSteps: 4000, targetSteps: 2000, batchSize: 256, lr: 1e-3, evalN: 50000, hidden: [128, 128], validationFraction: 0.25, validateEvery: 20, patience: 10 },
 };
 
 const K = 8;
@@ -143,6 +152,10 @@ export async function monteCarloKl(flow: Flow, data: FlowData, trueLogDensity: (
 interface CellResult extends KlEstimate {
   trainSeconds: number;
   finalNll: number;
+  /** With early stopping: the steps run, the step whose weights were kept, and its validation NLL (nats/dim). */
+  steps?: number;
+  bestStep?: number;
+  validationNll?: number;
 }
 
 interface SettingResults {
@@ -173,11 +186,18 @@ export interface SecSimulationOptions {
 export async function runSecSimulation(o: SecSimulationOptions): Promise<string> {
   const p = o.preset;
   const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  claimResultsFolder(o.out, 'sec-simulation', p);
   const conditionalConfig: FlowConfig = { dim: 2, coupling: 'affine', layers: 4, hidden: p.hidden, scaleBound: 2, condition: { numClasses: K, embedding: 4 } };
   // g⁻¹ is 3 couplings; the law of U is a 4-coupling base flow.
   const unconditionalConfig: FlowConfig = { dim: 2, coupling: 'affine', layers: 3, hidden: p.hidden, scaleBound: 2, base: { layers: 4, hidden: p.hidden } };
-  const train = (flow: Flow, data: FlowData, steps: number, seed: number, label: string) =>
-    trainFlow(flow, data, { steps, batchSize: p.batchSize, lr: p.lr, seed, label, warmup: Math.min(50, Math.floor(steps / 10)), finalLrFraction: 0.1, clipNorm: 10, logEvery: Math.max(10, Math.floor(steps / 5)) });
+  // Both arms of a comparison see the same rows, the same cap and the same stopping rule.
+  const train = (flow: Flow, sample: FlowData, steps: number, seed: number, label: string) => {
+    const early = p.validationFraction > 0 ? splitFlowData(sample, p.validationFraction, deriveSeed(seed, 7)) : null;
+    return trainFlow(flow, early?.train ?? sample, {
+      steps, batchSize: p.batchSize, lr: p.lr, seed, label, warmup: Math.min(50, Math.floor(steps / 10)), finalLrFraction: 0.1, clipNorm: 10, logEvery: Math.max(10, Math.floor(steps / 5)),
+      ...(early ? { validation: early.validation, validateEvery: p.validateEvery, patience: p.patience } : {}),
+    });
+  };
 
   const results: SecSimulationResults = {
     experiment: 'sec-simulation',
@@ -198,11 +218,12 @@ export async function runSecSimulation(o: SecSimulationOptions): Promise<string>
       conditional
         ? (i: number) => conditionalLogDensity(data.x[2 * i], data.x[2 * i + 1], data.labels![i], SEC_NOISE.target)
         : (i: number) => unconditionalLogDensity(data.x[2 * i], data.x[2 * i + 1], SEC_MAPS.target);
-    const evaluate = async (flow: Flow, seed: number, t: { seconds: number; losses: [number, number][] }): Promise<CellResult> => {
+    const evaluate = async (flow: Flow, seed: number, t: FlowTrainResult): Promise<CellResult> => {
       const fresh = draw(p.evalN, 'target', deriveSeed(seed, 99));
       const e = await monteCarloKl(flow, fresh, trueLog(fresh));
       flow.dispose();
-      return { ...e, trainSeconds: t.seconds, finalNll: t.losses.at(-1)![1] };
+      const early = t.validation ? { steps: t.steps, bestStep: t.validation.bestStep, validationNll: t.validation.best } : {};
+      return { ...e, trainSeconds: t.seconds, finalNll: t.losses.at(-1)![1], ...early };
     };
 
     for (const seed of p.seeds) {
@@ -219,7 +240,8 @@ export async function runSecSimulation(o: SecSimulationOptions): Promise<string>
         const getSource = async () => {
           if (!source) {
             source = baselineFlow(config, deriveSeed(seed, 4));
-            await train(source, draw(ns, 'source', deriveSeed(seed, 1000 + ns)), p.sourceSteps, deriveSeed(seed, 5), `${setting} source n_s=${ns} seed ${seed}`);
+            const t = await train(source, draw(ns, 'source', deriveSeed(seed, 1000 + ns)), p.sourceSteps, deriveSeed(seed, 5), `${setting} source n_s=${ns} seed ${seed}`);
+            if (t.validation) log(`${setting} source n_s=${ns} seed ${seed}: kept step ${t.validation.bestStep} of ${t.steps} (validation NLL ${t.validation.best.toFixed(4)} nats/dim)`);
           }
           return source;
         };
@@ -247,6 +269,9 @@ export function writeReport(out: string, r: SecSimulationResults): string {
     `# sec-simulation (preset ${r.preset})`,
     '',
     `Metric: ${r.metric}. Lower is better. n_t = ${c.nt} target samples; seeds ${c.seeds.join(', ')}; source ${c.sourceSteps} steps, target ${c.targetSteps} steps, batch ${c.batchSize}, lr ${c.lr}, conditioner MLP hidden ${c.hidden.join('x')}.`,
+    c.validationFraction > 0
+      ? `Early stopping: ${Math.round(c.validationFraction * 100)}% of each task's sample (source and target) is held out; its NLL is measured every ${c.validateEvery} steps, training stops after ${c.patience} measurements without improvement, and the best weights are kept, so the step counts are caps.`
+      : 'No early stopping: every step of the budget runs.',
     '',
     '- Conditional: x = μ_z + B(ε) in R², 8 classes; h(z) = μ_z shared, B Gaussian on the source and a banana on the target. Transfer freezes the learned condition_embedding.',
     '- Unconditional: X = g(U), U a ring of 6 Gaussians; g_s = identity, g_t(u) = (0.6 u1 + 0.5, 1.4 u2 + 0.6 sin u1 - 0.3). Transfer freezes the learned base flow (law of U) and fits g_t only.',
@@ -261,6 +286,12 @@ export function writeReport(out: string, r: SecSimulationResults): string {
     }
     const se = Math.max(...[...s.baseline, ...Object.values(s.transfer).flat()].map((e) => e.se));
     lines.push('', `Largest Monte Carlo standard error of a single KL estimate: ${se.toFixed(4)}.`);
+    const kept = (cells: CellResult[]) => (cells.every((e) => e.bestStep !== undefined) ? stat(cells.map((e) => e.bestStep!)).mean.toFixed(0) : null);
+    const keptBase = kept(s.baseline);
+    if (keptBase !== null) {
+      const perNs = Object.keys(s.transfer).map(Number).sort((a, b) => a - b).map((ns) => `${ns}: ${kept(s.transfer[ns])} / ${kept(s.variant[ns])}`);
+      lines.push('', `Mean step kept by early stopping: no transfer ${keptBase}; transfer / ${s.variantName} by n_s, ${perNs.join('; ')}.`);
+    }
   }
   const md = `${lines.join('\n')}\n`;
   writeFileAtomic(join(out, 'results.md'), md);

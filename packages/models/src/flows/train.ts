@@ -3,8 +3,8 @@
  * Image data go through uniform dequantization of their 8-bit levels: y = (level + u) / 256 in
  * (0, 1), so with a logit flow the bits/dim count the discrete 8-bit data, as published numbers do.
  */
-import { Adam, clipGradNorm, cosineWithWarmup, deriveSeed, noGrad, ProgressBar, runtime, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
-import { createRng } from '../data/prng.js';
+import { Adam, BestWeights, clipGradNorm, cosineWithWarmup, deriveSeed, noGrad, ProgressBar, runtime, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
+import { createRng, permutation } from '../data/prng.js';
 import { batches, type ImageSet } from '../diffusion/train.js';
 import { bitsPerDimFromNats, type Flow, type FlowCondition } from './flow.js';
 
@@ -30,22 +30,36 @@ export function dequantize(images: Float32Array, seed: number): Float32Array {
   return images.map((v) => (Math.min(255, Math.max(0, Math.round(((v + 1) / 2) * 255))) + rng.next()) / 256);
 }
 
-function rows(data: FlowData, indices: Int32Array, seed: number): { x: Tensor; cond?: FlowCondition } {
+/** The rows `indices` of `data`, in that order, as a new data set. */
+export function selectRows(data: FlowData, indices: Int32Array): FlowData {
   const d = data.dim;
   const x = new Float32Array(indices.length * d);
   indices.forEach((r, i) => x.set(data.x.subarray(r * d, (r + 1) * d), i * d));
-  const cond = condRows(data, indices);
-  return { x: tensor(data.dequantize ? dequantize(x, seed) : x, [indices.length, d]), cond };
+  const k = data.task ? data.task.length / data.n : 0;
+  const task = data.task ? new Float32Array(indices.length * k) : null;
+  if (task) indices.forEach((r, i) => task.set(data.task!.subarray(r * k, (r + 1) * k), i * k));
+  return { x, n: indices.length, dim: d, labels: data.labels ? Int32Array.from(indices, (r) => data.labels![r]) : data.labels, task, dequantize: data.dequantize };
 }
 
-function condRows(data: FlowData, indices: Int32Array): FlowCondition | undefined {
-  if (!data.labels) return undefined;
-  const labels = tensor(Int32Array.from(indices, (r) => data.labels![r]));
-  if (!data.task) return { labels };
-  const k = data.task.length / data.n;
-  const task = new Float32Array(indices.length * k);
-  indices.forEach((r, i) => task.set(data.task!.subarray(r * k, (r + 1) * k), i * k));
-  return { labels, task: tensor(task, [indices.length, k]) };
+/** A seeded random split into training rows and round(fraction · n) validation rows (both non-empty). */
+export function splitFlowData(data: FlowData, fraction: number, seed: number): { train: FlowData; validation: FlowData } {
+  const nVal = Math.round(fraction * data.n);
+  if (!(fraction > 0 && fraction < 1) || nVal < 1 || nVal >= data.n) {
+    throw new Error(`splitFlowData: a validation fraction of ${fraction} of ${data.n} rows leaves ${data.n - nVal} to train on and ${nVal} to validate; both must be at least 1`);
+  }
+  const order = permutation(data.n, seed);
+  return { train: selectRows(data, order.subarray(nVal)), validation: selectRows(data, order.subarray(0, nVal)) };
+}
+
+function condition(s: FlowData): FlowCondition | undefined {
+  if (!s.labels) return undefined;
+  const labels = tensor(s.labels);
+  return s.task ? { labels, task: tensor(s.task, [s.n, s.task.length / s.n]) } : { labels };
+}
+
+function rows(data: FlowData, indices: Int32Array, seed: number): { x: Tensor; cond?: FlowCondition } {
+  const s = selectRows(data, indices);
+  return { x: tensor(s.dequantize ? dequantize(s.x, seed) : s.x, [s.n, s.dim]), cond: condition(s) };
 }
 
 export interface FlowTrainOptions {
@@ -63,12 +77,31 @@ export interface FlowTrainOptions {
   /** Progress bar label; null for none. */
   label?: string | null;
   onLog?: (step: number, natsPerDim: number) => void;
+  /**
+   * Early stopping: held-out data whose NLL is measured every `validateEvery` steps (default
+   * logEvery); the weights with the lowest one are restored at the end.
+   */
+  validation?: FlowData;
+  validateEvery?: number;
+  /** Stop after this many validation measurements without improvement (default: run all steps). */
+  patience?: number;
+}
+
+export interface FlowValidation {
+  /** (step, validation NLL in nats/dim) pairs. */
+  history: [number, number][];
+  /** The step whose weights were kept, and its validation NLL. */
+  bestStep: number;
+  best: number;
 }
 
 export interface FlowTrainResult {
   /** (step, training NLL in nats/dim) pairs, read every logEvery steps. */
   losses: [number, number][];
   seconds: number;
+  /** Steps actually run (fewer than `steps` when early stopping ended training). */
+  steps: number;
+  validation?: FlowValidation;
 }
 
 function checkData(flow: Flow, data: FlowData, what: string): void {
@@ -90,7 +123,14 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const logEvery = o.logEvery ?? 50;
   const bar = o.label === null ? null : new ProgressBar(o.steps, { label: o.label ?? 'flow' });
   const losses: [number, number][] = [];
+  const validateEvery = o.validateEvery ?? logEvery;
+  const patience = o.patience ?? Infinity;
+  if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
+  if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
+  const best = o.validation ? new BestWeights(trainable) : null;
+  const history: [number, number][] = [];
   const started = performance.now();
+  let stepsRun = 0;
   for (let step = 0; step < o.steps; step++) {
     opt.setLrFactor(lrFactor(step));
     const loss = tidy(() => {
@@ -102,7 +142,10 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       opt.zeroGrad();
       return l;
     });
-    if (step % logEvery === logEvery - 1 || step === o.steps - 1) {
+    stepsRun = step + 1;
+    // Validation reads the loss too, so the log ends at the step where early stopping ends training.
+    const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
+    if (step % logEvery === logEvery - 1 || step === o.steps - 1 || validating) {
       const v = await loss.item();
       if (!Number.isFinite(v)) throw new Error(`trainFlow: the loss became ${v} at step ${step + 1}; lower the learning rate or set clipNorm`);
       losses.push([step + 1, v]);
@@ -112,11 +155,26 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       bar?.update(step + 1);
     }
     loss.dispose();
+    if (validating) {
+      flow.eval();
+      const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
+      flow.train();
+      if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${stepsRun}`);
+      history.push([stepsRun, v]);
+      best!.offer(v, stepsRun);
+      if (best!.sinceBest >= patience) break;
+    }
     await runtime().keepPace();
   }
   bar?.done();
   flow.eval();
-  return { losses, seconds: (performance.now() - started) / 1000 };
+  let validation: FlowValidation | undefined;
+  if (best) {
+    best.restore();
+    validation = { history, bestStep: best.bestStep, best: best.best };
+    best.dispose();
+  }
+  return { losses, seconds: (performance.now() - started) / 1000, steps: stepsRun, validation };
 }
 
 /** Per-row log p(x | cond) in nats, on the CPU (image data: of the dequantized (0, 1) values). */
@@ -175,7 +233,7 @@ export async function sampleFlow(flow: Flow, n: number, o: { seed?: number; labe
   for (let start = 0, k = 0; start < n; start += bs, k++) {
     const idx = Int32Array.from({ length: Math.min(bs, n - start) }, (_, i) => start + i);
     const data: FlowData = { x: new Float32Array(0), n, dim: d, labels: o.labels, task: o.task };
-    const x = noGrad(() => tidy(() => flow.sample(idx.length, { seed: deriveSeed(o.seed ?? 0, k), cond: condRows(data, idx) })));
+    const x = noGrad(() => tidy(() => flow.sample(idx.length, { seed: deriveSeed(o.seed ?? 0, k), cond: condition(selectRows(data, idx)) })));
     const v = await x.data();
     x.dispose();
     out.set(image ? (v as Float32Array).map((p) => Math.min(1, Math.max(-1, p * 2 - 1))) : v, start * d);

@@ -24,6 +24,7 @@ import {
   mean,
   mul,
   noGrad,
+  ProgressBar,
   randn,
   runtime,
   slice,
@@ -66,6 +67,8 @@ export interface ConditionalTrainOptions extends VpTimes {
   /** Read the loss back every this many steps (each read waits for the GPU). */
   logEvery?: number;
   onLog?: (step: number, loss: number) => void;
+  /** Progress bar label (default: no bar). */
+  label?: string | null;
   /** Sees the rows of task k in every batch (tests check compared runs see the same data). */
   onBatch?: (task: number, indices: Int32Array) => void;
 }
@@ -145,6 +148,7 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
   const rng = createRng(deriveSeed(seed, 2));
   const logEvery = o.logEvery ?? 50;
   const losses: [number, number][] = [];
+  const bar = o.label ? new ProgressBar(o.steps, { label: o.label }) : null;
   const started = performance.now();
   for (let step = 0; step < o.steps; step++) {
     opt.setLrFactor(lrFactor(step));
@@ -183,10 +187,14 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
       if (!Number.isFinite(v)) throw new Error(`training: the loss became ${v} at step ${step + 1}; lower the learning rate`);
       losses.push([step + 1, v]);
       o.onLog?.(step + 1, v);
+      bar?.update(step + 1, { loss: v });
+    } else {
+      bar?.update(step + 1);
     }
     loss.dispose();
     await runtime().keepPace();
   }
+  bar?.done();
   return { losses, steps: o.steps, seconds: (performance.now() - started) / 1000 };
 }
 
