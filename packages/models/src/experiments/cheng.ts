@@ -577,6 +577,9 @@ export async function runChengSynthetic(o: ChengSyntheticOptions): Promise<strin
       return { means: Array.from(r.means), mcError: r.mcError, acceptance: r.acceptance };
     }, log);
     refNotes.push(`Reference E[x|y] for β0 = ${beta}: pMALA ${p.reference.burnIn} burn-in + ${p.reference.samples} draws per y, acceptance ${(ref.acceptance * 100).toFixed(0)}%, Monte Carlo error (mean over y of Σ_j SE_j², batch means) ${ref.mcError.toExponential(2)}.`);
+    // The prior is symmetric (odd drift, u_0 = 0), so x̂ = 0 is its mean: the estimate that ignores y.
+    const zero = ref.means.reduce((acc, v) => acc + v * v, 0) / p.nTest;
+    refNotes.push(`Estimate x̂ = 0 (the prior mean, ignoring y) for β0 = ${beta}: ${zero.toFixed(4)}.`);
     targets.push({ label, pool: (seed) => pairs(beta, Math.max(100, ...p.mList), deriveSeed(seed, Math.round(beta * 100) + 1)), testY: test.y, reference: Float64Array.from(ref.means), toMetric: (v) => v });
   }
   const r = await runCheng(
