@@ -20,14 +20,20 @@ describe('MlpScoreNet and ConditionEncoder', () => {
     expectClose(got, want, { rtol: 1e-4, atol: 1e-5 }, 'mlp');
   });
 
-  test('shapes: h maps [B, D_y] into (0, 1)^{d_y}; f maps [x, h(y), t] to [B, d_x]; the paper sizes count', async () => {
+  test('shapes: h maps [B, D_y] to R^{d_y} (or (0, 1)^{d_y} through a sigmoid); f maps [x, h(y), t] to [B, d_x]; the paper sizes count', async () => {
     const h = new ConditionEncoder({ inFeatures: 12, outFeatures: 4, hidden: 16, depth: 5, seed: 1 });
+    const hSigmoid = new ConditionEncoder({ inFeatures: 12, outFeatures: 4, hidden: 16, depth: 5, seed: 1, output: 'sigmoid' });
     const f = new MlpScoreNet({ dataDim: 6, condDim: 4, hidden: 8, depth: 2, timeDim: 8, tMax: 5, seed: 2 });
-    const w = h.forward(tensor(new Float32Array(3 * 12).map((_, i) => Math.sin(i)), [3, 12]));
+    const y = tensor(new Float32Array(3 * 12).map((_, i) => 3 * Math.sin(i)), [3, 12]);
+    const w = h.forward(y);
     expect(w.shape).toEqual([3, 4]);
     const wv = await w.data();
-    expect(Math.min(...wv)).toBeGreaterThan(0);
-    expect(Math.max(...wv)).toBeLessThan(1);
+    const sv = await hSigmoid.forward(y).data();
+    sv.forEach((v, i) => {
+      expect(v).toBeGreaterThan(0);
+      expect(v).toBeLessThan(1);
+      expect(Math.abs(v - 1 / (1 + Math.exp(-wv[i])))).toBeLessThan(1e-6);
+    });
     const eps = f.forward(tensor(new Float32Array(18).fill(0.5), [3, 6]), w, tensor(Float32Array.from([0.01, 1, 4.9])));
     expect(eps.shape).toEqual([3, 6]);
     // The paper's Exp. 1 encoder: 100·512 + 3·512² + 512·10 weights plus biases.

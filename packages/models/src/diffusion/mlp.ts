@@ -51,10 +51,16 @@ export interface ConditionEncoderConfig {
   /** Weight layers (default 5, the paper's h). */
   depth?: number;
   activation?: MlpActivation;
+  /**
+   * 'linear' (default): h(y) ∈ R^{d_y}. 'sigmoid': h(y) ∈ (0, 1)^{d_y}, the range Cheng et al.'s
+   * theory assumes. Avoid it for long pre-training: Adam keeps moving weights whose gradient
+   * vanished, and a 4,000-step pre-training drove every unit to 1.000 for every y (EXPERIMENTS.md).
+   */
+  output?: 'linear' | 'sigmoid';
   seed?: number;
 }
 
-/** h: R^{D_y} → [0, 1]^{d_y}, the representation shared by every task. */
+/** h: R^{D_y} → R^{d_y} (or (0, 1)^{d_y}), the representation shared by every task. */
 export class ConditionEncoder extends Module {
   mlp: Mlp;
   readonly config: ConditionEncoderConfig;
@@ -69,7 +75,7 @@ export class ConditionEncoder extends Module {
     if (y.rank !== 2 || y.shape[1] !== this.config.inFeatures) {
       throw new Error(`ConditionEncoder: expected y of shape [B, ${this.config.inFeatures}], got [${y.shape.join(', ')}]`);
     }
-    return tidy(() => sigmoid(this.mlp.forward(y)));
+    return tidy(() => (this.config.output === 'sigmoid' ? sigmoid(this.mlp.forward(y)) : this.mlp.forward(y)));
   }
 }
 

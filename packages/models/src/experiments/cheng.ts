@@ -296,7 +296,7 @@ export function solveChol(L: Float64Array, b: Float64Array): Float64Array {
 // Presets and the shared runner.
 
 interface NetSizes {
-  encoder: { hidden: number; depth: number; out: number };
+  encoder: { hidden: number; depth: number; out: number; output: 'linear' | 'sigmoid' };
   head: { hidden: number; depth: number };
   timeDim: number;
 }
@@ -329,21 +329,21 @@ export const CHENG_SYNTHETIC_PRESETS: Record<'smoke' | 'cpu' | 'paper', ChengSyn
   // CI: proves the pipeline end to end, not the science.
   smoke: {
     targetBetas: [5.5, 15], mList: [10, 50], seeds: [0], nTest: 12, nSource: 64,
-    encoder: { hidden: 32, depth: 3, out: 10 }, head: { hidden: 32, depth: 2 }, timeDim: 8,
+    encoder: { hidden: 32, depth: 3, out: 10, output: 'linear' }, head: { hidden: 32, depth: 2 }, timeDim: 8,
     pretrain: { steps: 150, batchSize: 16, lr: 3e-3 }, target: { steps: 100, lr: 3e-3 },
     sampler: { steps: 8, samples: 8 }, reference: { burnIn: 300, samples: 1000 },
   },
   // Hours on a 2-core CPU with software WebGPU.
   cpu: {
     targetBetas: [5.5, 15], mList: [10, 20, 30, 40, 50, 100], seeds: [0, 1, 2], nTest: 100, nSource: 1000,
-    encoder: { hidden: 128, depth: 5, out: 10 }, head: { hidden: 128, depth: 2 }, timeDim: 16,
+    encoder: { hidden: 128, depth: 5, out: 10, output: 'linear' }, head: { hidden: 128, depth: 2 }, timeDim: 16,
     pretrain: { steps: 4000, batchSize: 32, lr: 1e-3 }, target: { steps: 2000, lr: 1e-3 },
     sampler: { steps: 50, samples: 32 }, reference: { burnIn: 2000, samples: 20000 },
   },
   // The paper's sizes (a GPU): batch 512 over 10 sources = 52 per source per step.
   paper: {
     targetBetas: [5.5, 15], mList: [10, 20, 30, 40, 50, 100], seeds: [0, 1, 2, 3, 4], nTest: 100, nSource: 1000,
-    encoder: { hidden: 512, depth: 5, out: 10 }, head: { hidden: 128, depth: 2 }, timeDim: 16,
+    encoder: { hidden: 512, depth: 5, out: 10, output: 'linear' }, head: { hidden: 128, depth: 2 }, timeDim: 16,
     pretrain: { steps: 400_000, batchSize: 52, lr: 3e-4 }, target: { steps: 200_000, lr: 3e-4 },
     sampler: { steps: 100, samples: 100 }, reference: { burnIn: 5000, samples: 100_000 },
   },
@@ -352,20 +352,20 @@ export const CHENG_SYNTHETIC_PRESETS: Record<'smoke' | 'cpu' | 'paper', ChengSyn
 export const CHENG_RESTORATION_PRESETS: Record<'smoke' | 'cpu' | 'paper', ChengRestorationPreset> = {
   smoke: {
     size: 10, mList: [10, 50], seeds: [0], nTest: 12, nSource: 32,
-    encoder: { hidden: 32, depth: 3, out: 16 }, head: { hidden: 64, depth: 3 }, timeDim: 8,
+    encoder: { hidden: 32, depth: 3, out: 16, output: 'linear' }, head: { hidden: 64, depth: 3 }, timeDim: 8,
     pretrain: { steps: 150, batchSize: 8, lr: 3e-3 }, target: { steps: 100, lr: 3e-3 },
     sampler: { steps: 8, samples: 4 },
   },
   cpu: {
     size: 28, mList: [10, 20, 30, 40, 50, 100], seeds: [0, 1], nTest: 100, nSource: 1000,
-    encoder: { hidden: 256, depth: 5, out: 64 }, head: { hidden: 256, depth: 3 }, timeDim: 16,
+    encoder: { hidden: 256, depth: 5, out: 64, output: 'linear' }, head: { hidden: 256, depth: 3 }, timeDim: 16,
     pretrain: { steps: 3000, batchSize: 16, lr: 1e-3 }, target: { steps: 2000, lr: 1e-3 },
     sampler: { steps: 50, samples: 16 },
   },
   // 2K epochs of 45,000 images at batch 512 (57 per digit) ≈ 176K steps, lr 3e-4 cosine-annealed.
   paper: {
     size: 28, mList: [10, 20, 30, 40, 50, 100], seeds: [0, 1, 2], nTest: 100, nSource: 5000,
-    encoder: { hidden: 512, depth: 5, out: 64 }, head: { hidden: 512, depth: 3 }, timeDim: 16,
+    encoder: { hidden: 512, depth: 5, out: 64, output: 'linear' }, head: { hidden: 512, depth: 3 }, timeDim: 16,
     pretrain: { steps: 176_000, batchSize: 57, lr: 3e-4 }, target: { steps: 20_000, lr: 3e-4 },
     sampler: { steps: 100, samples: 32 },
   },
@@ -425,7 +425,7 @@ interface RunSpec {
 
 async function runCheng(spec: RunSpec, p: ChengCommon, presetName: string, out: string, log: (m: string) => void): Promise<ChengResults> {
   const tMax = 5;
-  const encoderConfig = (seed: number) => ({ inFeatures: spec.condDim, outFeatures: p.encoder.out, hidden: p.encoder.hidden, depth: p.encoder.depth, seed });
+  const encoderConfig = (seed: number) => ({ inFeatures: spec.condDim, outFeatures: p.encoder.out, hidden: p.encoder.hidden, depth: p.encoder.depth, output: p.encoder.output, seed });
   const head = (seed: number) => new MlpScoreNet({ dataDim: spec.dataDim, condDim: p.encoder.out, hidden: p.head.hidden, depth: p.head.depth, timeDim: p.timeDim, tMax, seed });
   const logEvery = (steps: number) => Math.max(10, Math.floor(steps / 10));
   const results: ChengResults = { experiment: spec.experiment, preset: presetName, config: p, metric: spec.metric, notes: spec.notes, pretrain: [], cells: {} };
@@ -509,7 +509,7 @@ function writeChengReport(out: string, r: ChengResults, extra: string[]): string
     `# ${r.experiment} (preset ${r.preset})`,
     '',
     `Metric: ${r.metric}. Lower is better. Mean ± sd over seeds ${c.seeds.join(', ')}.`,
-    `Encoder h: ${c.encoder.depth}-layer MLP, ${c.encoder.hidden} hidden → ${c.encoder.out}; heads f: ${c.head.depth}-layer MLP, ${c.head.hidden} hidden, time embedding ${c.timeDim}. ` +
+    `Encoder h: ${c.encoder.depth}-layer MLP, ${c.encoder.hidden} hidden → ${c.encoder.out} (${c.encoder.output} output); heads f: ${c.head.depth}-layer MLP, ${c.head.hidden} hidden, time embedding ${c.timeDim}. ` +
       `Pre-training ${c.pretrain.steps} steps × ${c.pretrain.batchSize} pairs per source (lr ${c.pretrain.lr}); target ${c.target.steps} steps, batch = m (lr ${c.target.lr}); ` +
       `${c.sampler.samples} samples per y, ${c.sampler.steps} reverse steps; ${c.nTest} test pairs; ${c.nSource} pairs per source.`,
     ...extra,
