@@ -131,48 +131,51 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const history: [number, number][] = [];
   const started = performance.now();
   let stepsRun = 0;
-  for (let step = 0; step < o.steps; step++) {
-    opt.setLrFactor(lrFactor(step));
-    const loss = tidy(() => {
-      const b = rows(data, next().indices, deriveSeed(seed, 1000 + step));
-      const l = flow.nll(b.x, b.cond);
-      l.backward();
-      if ((o.clipNorm ?? 0) > 0) clipGradNorm(trainable, o.clipNorm!);
-      opt.step();
-      opt.zeroGrad();
-      return l;
-    });
-    stepsRun = step + 1;
-    // Validation reads the loss too, so the log ends at the step where early stopping ends training.
-    const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
-    if (step % logEvery === logEvery - 1 || step === o.steps - 1 || validating) {
-      const v = await loss.item();
-      if (!Number.isFinite(v)) throw new Error(`trainFlow: the loss became ${v} at step ${step + 1}; lower the learning rate or set clipNorm`);
-      losses.push([step + 1, v]);
-      o.onLog?.(step + 1, v);
-      bar?.update(step + 1, { nll: v });
-    } else {
-      bar?.update(step + 1);
-    }
-    loss.dispose();
-    if (validating) {
-      flow.eval();
-      const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
-      flow.train();
-      if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${stepsRun}`);
-      history.push([stepsRun, v]);
-      best!.offer(v, stepsRun);
-      if (best!.sinceBest >= patience) break;
-    }
-    await runtime().keepPace();
-  }
-  bar?.done();
-  flow.eval();
   let validation: FlowValidation | undefined;
-  if (best) {
-    best.restore();
-    validation = { history, bestStep: best.bestStep, best: best.best };
-    best.dispose();
+  try {
+    for (let step = 0; step < o.steps; step++) {
+      opt.setLrFactor(lrFactor(step));
+      const loss = tidy(() => {
+        const b = rows(data, next().indices, deriveSeed(seed, 1000 + step));
+        const l = flow.nll(b.x, b.cond);
+        l.backward();
+        if ((o.clipNorm ?? 0) > 0) clipGradNorm(trainable, o.clipNorm!);
+        opt.step();
+        opt.zeroGrad();
+        return l;
+      });
+      stepsRun = step + 1;
+      // Validation reads the loss too, so the log ends at the step where early stopping ends training.
+      const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
+      if (step % logEvery === logEvery - 1 || step === o.steps - 1 || validating) {
+        const v = await loss.item();
+        if (!Number.isFinite(v)) throw new Error(`trainFlow: the loss became ${v} at step ${step + 1}; lower the learning rate or set clipNorm`);
+        losses.push([step + 1, v]);
+        o.onLog?.(step + 1, v);
+        bar?.update(step + 1, { nll: v });
+      } else {
+        bar?.update(step + 1);
+      }
+      loss.dispose();
+      if (validating) {
+        flow.eval();
+        const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
+        flow.train();
+        if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${stepsRun}`);
+        history.push([stepsRun, v]);
+        best!.offer(v, stepsRun);
+        if (best!.sinceBest >= patience) break;
+      }
+      await runtime().keepPace();
+    }
+    bar?.done();
+    flow.eval();
+    if (best) {
+      best.restore();
+      validation = { history, bestStep: best.bestStep, best: best.best };
+    }
+  } finally {
+    best?.dispose();
   }
   return { losses, seconds: (performance.now() - started) / 1000, steps: stepsRun, validation };
 }
