@@ -119,3 +119,25 @@ describe('training on the GPU path', () => {
     xs.forEach((x) => x.dispose());
   }, 120_000);
 });
+
+describe('LossLog', () => {
+  test('reads the loss every logEvery steps, at the last step and when forced; disposes every loss', async () => {
+    const seen: [number, number][] = [];
+    const log = new T.LossLog('trainer', { steps: 10, logEvery: 4, label: null, onLog: (s, v) => seen.push([s, v]) });
+    const before = T.memory().tensors;
+    for (let s = 1; s <= 10; s++) await log.record(s, T.full([], s / 2), s === 5);
+    log.done();
+    expect(log.losses).toEqual([[4, 2], [5, 2.5], [8, 4], [10, 5]]);
+    expect(seen).toEqual(log.losses);
+    expect(T.memory().tensors).toBe(before);
+  });
+
+  test('a non-finite loss fails with the trainer, the step and the hint, and is still disposed', async () => {
+    const log = new T.LossLog('trainX', { steps: 3, logEvery: 1, label: null, hint: 'lower the learning rate' });
+    const before = T.memory().tensors;
+    await log.record(1, T.full([], 0.5));
+    await expect(log.record(2, T.full([], NaN))).rejects.toThrow('trainX: the loss became NaN at step 2; lower the learning rate');
+    expect(T.memory().tensors).toBe(before);
+    expect(() => new T.LossLog('trainY', { steps: 3, logEvery: 0, label: null })).toThrow('trainY: logEvery must be at least 1');
+  });
+});

@@ -1,3 +1,4 @@
+export { LossLog, type LossLogOptions } from './loss-log.js';
 export { ProgressBar, formatDuration, type ProgressOptions, type ProgressInfo, type ProgressStream } from './progress.js';
 export {
   saveCheckpoint,

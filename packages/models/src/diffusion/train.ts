@@ -8,11 +8,10 @@ import {
   deriveSeed,
   EMA,
   emaWarmupDecay,
+  LossLog,
   mean,
   noGrad,
-  ProgressBar,
   randn,
-  runtime,
   square,
   sub,
   tensor,
@@ -109,9 +108,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
   const next = batches(data, o.batchSize, deriveSeed(seed, 1));
   const rng = createRng(deriveSeed(seed, 2));
-  const logEvery = o.logEvery ?? 50;
-  const bar = o.label === null ? null : new ProgressBar(o.steps, { label: o.label ?? 'train' });
-  const losses: [number, number][] = [];
+  const log = new LossLog('trainDiffusion', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'train', hint: 'lower the learning rate', onLog: o.onLog });
   const started = performance.now();
   const shape = [o.batchSize, data.channels, data.height, data.width];
   for (let step = 0; step < o.steps; step++) {
@@ -130,20 +127,10 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
       ema?.update();
       return l;
     });
-    if (step % logEvery === logEvery - 1 || step === o.steps - 1) {
-      const v = await loss.item();
-      if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the loss became ${v} at step ${step + 1}; lower the learning rate`);
-      losses.push([step + 1, v]);
-      o.onLog?.(step + 1, v);
-      bar?.update(step + 1, { loss: v });
-    } else {
-      bar?.update(step + 1);
-    }
-    loss.dispose();
-    await runtime().keepPace();
+    await log.record(step + 1, loss);
   }
-  bar?.done();
-  return { losses, seconds: (performance.now() - started) / 1000, ema };
+  log.done();
+  return { losses: log.losses, seconds: (performance.now() - started) / 1000, ema };
 }
 
 export interface SampleOptions extends SamplerOptions {

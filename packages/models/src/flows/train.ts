@@ -3,7 +3,7 @@
  * Image data go through uniform dequantization of their 8-bit levels: y = (level + u) / 256 in
  * (0, 1), so with a logit flow the bits/dim count the discrete 8-bit data, as published numbers do.
  */
-import { Adam, BestWeights, clipGradNorm, cosineWithWarmup, deriveSeed, noGrad, ProgressBar, runtime, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
+import { Adam, BestWeights, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
 import { batches, type ImageSet } from '../diffusion/train.js';
 import { bitsPerDimFromNats, type Flow, type FlowCondition } from './flow.js';
@@ -120,10 +120,8 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
   const next = batches({ images: data.x, labels: null, n: data.n, channels: 1, height: 1, width: data.dim }, o.batchSize, deriveSeed(seed, 1));
-  const logEvery = o.logEvery ?? 50;
-  const bar = o.label === null ? null : new ProgressBar(o.steps, { label: o.label ?? 'flow' });
-  const losses: [number, number][] = [];
-  const validateEvery = o.validateEvery ?? logEvery;
+  const log = new LossLog('trainFlow', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'flow', name: 'nll', hint: 'lower the learning rate or set clipNorm', onLog: o.onLog });
+  const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
   const patience = o.patience ?? Infinity;
   if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
   if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
@@ -147,16 +145,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       stepsRun = step + 1;
       // Validation reads the loss too, so the log ends at the step where early stopping ends training.
       const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
-      if (step % logEvery === logEvery - 1 || step === o.steps - 1 || validating) {
-        const v = await loss.item();
-        if (!Number.isFinite(v)) throw new Error(`trainFlow: the loss became ${v} at step ${step + 1}; lower the learning rate or set clipNorm`);
-        losses.push([step + 1, v]);
-        o.onLog?.(step + 1, v);
-        bar?.update(step + 1, { nll: v });
-      } else {
-        bar?.update(step + 1);
-      }
-      loss.dispose();
+      await log.record(stepsRun, loss, validating);
       if (validating) {
         flow.eval();
         const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
@@ -166,9 +155,8 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
         best!.offer(v, stepsRun);
         if (best!.sinceBest >= patience) break;
       }
-      await runtime().keepPace();
     }
-    bar?.done();
+    log.done();
     flow.eval();
     if (best) {
       best.restore();
@@ -177,7 +165,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   } finally {
     best?.dispose();
   }
-  return { losses, seconds: (performance.now() - started) / 1000, steps: stepsRun, validation };
+  return { losses: log.losses, seconds: (performance.now() - started) / 1000, steps: stepsRun, validation };
 }
 
 /** Per-row log p(x | cond) in nats, on the CPU (image data: of the dequantized (0, 1) values). */

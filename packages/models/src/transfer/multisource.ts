@@ -21,12 +21,11 @@ import {
   clipGradNorm,
   cosineWithWarmup,
   deriveSeed,
+  LossLog,
   mean,
   mul,
   noGrad,
-  ProgressBar,
   randn,
-  runtime,
   slice,
   square,
   sub,
@@ -146,9 +145,7 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
   const rng = createRng(deriveSeed(seed, 2));
-  const logEvery = o.logEvery ?? 50;
-  const losses: [number, number][] = [];
-  const bar = o.label ? new ProgressBar(o.steps, { label: o.label }) : null;
+  const log = new LossLog('training', { steps: o.steps, logEvery: o.logEvery, label: o.label || null, hint: 'lower the learning rate', onLog: o.onLog });
   const started = performance.now();
   for (let step = 0; step < o.steps; step++) {
     opt.setLrFactor(lrFactor(step));
@@ -182,20 +179,10 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
       opt.zeroGrad();
       return l;
     });
-    if (step % logEvery === logEvery - 1 || step === o.steps - 1) {
-      const v = await loss.item();
-      if (!Number.isFinite(v)) throw new Error(`training: the loss became ${v} at step ${step + 1}; lower the learning rate`);
-      losses.push([step + 1, v]);
-      o.onLog?.(step + 1, v);
-      bar?.update(step + 1, { loss: v });
-    } else {
-      bar?.update(step + 1);
-    }
-    loss.dispose();
-    await runtime().keepPace();
+    await log.record(step + 1, loss);
   }
-  bar?.done();
-  return { losses, steps: o.steps, seconds: (performance.now() - started) / 1000 };
+  log.done();
+  return { losses: log.losses, steps: o.steps, seconds: (performance.now() - started) / 1000 };
 }
 
 function concatF32(parts: Float32Array[]): Float32Array {
