@@ -16,6 +16,7 @@ import {
   runChengSynthetic,
   sdePosteriorMeans,
   sdePrecision,
+  linearPosteriorMean,
   solveChol,
 } from '../src/experiments/cheng.js';
 import { createRng } from '../src/data/prng.js';
@@ -78,7 +79,7 @@ describe('multi-source representation learning', () => {
 });
 
 describe('conditional diffusion learns a posterior', () => {
-  test('linear-Gaussian x ~ N(0, I₄), y = Mx + N(0, I/4) in 6-D: the sampled posterior mean has under 30% of the zero estimate\'s error', async () => {
+  test.each(['epsilon', 'sample'] as const)('linear-Gaussian x ~ N(0, I₄), y = Mx + N(0, I/4) in 6-D, %s-prediction: the error of the sampled posterior mean is under 0.3 x that of the zero estimate', async (prediction) => {
     const dx = 4;
     const dy = 6;
     const M = projectionMatrix(31, dy, dx);
@@ -111,7 +112,7 @@ describe('conditional diffusion learns a posterior', () => {
     for (let j = 0; j < dx; j++) trace += solveChol(L, Float64Array.from({ length: dx }, (_, k) => (k === j ? 1 : 0)))[j];
 
     const h = new ConditionEncoder({ inFeatures: dy, outFeatures: 8, hidden: 64, depth: 3, seed: 33 });
-    const f = new MlpScoreNet({ dataDim: dx, condDim: 8, hidden: 64, depth: 2, timeDim: 16, tMax: 5, seed: 34 });
+    const f = new MlpScoreNet({ dataDim: dx, condDim: 8, hidden: 64, depth: 2, timeDim: 16, tMax: 5, prediction, dataStd: 1, seed: 34 });
     await trainFromScratch(h, f, draw(4000, 35), { steps: 1200, batchSize: 128, lr: 2e-3, seed: 36, finalLrFraction: 0.1 });
     const est = await posteriorMean(f, h, test_.y, test_.n, { steps: 50, samples: 64, seed: 37 });
     let err = 0;
@@ -122,7 +123,7 @@ describe('conditional diffusion learns a posterior', () => {
       zero += exact[k] ** 2 / test_.n;
       variance += (est.meanSquare[k] - est.mean[k] ** 2) / test_.n;
     }
-    process.stderr.write(`linear-Gaussian posterior: MSE ${err.toFixed(4)}, zero estimate ${zero.toFixed(4)}, sampled variance ${variance.toFixed(4)} (exact trace ${trace.toFixed(4)})\n`);
+    process.stderr.write(`linear-Gaussian posterior (${prediction}): MSE ${err.toFixed(4)}, zero estimate ${zero.toFixed(4)}, sampled variance ${variance.toFixed(4)} (exact trace ${trace.toFixed(4)})\n`);
     expect(err).toBeLessThan(0.3 * zero);
     // The samples spread like the posterior (within a factor of 2), not like the prior (trace 4).
     expect(variance).toBeGreaterThan(trace / 2);
@@ -198,6 +199,37 @@ describe('synthetic data and the reference posterior mean', () => {
   });
 });
 
+describe('the linear yardstick', () => {
+  test('1-D: x̂ = μ + s²/(s² + σ²)(y − μ) with the rows\' mean and (biased) variance; 2-D: equals the explicit 2x2 inverse (rtol 1e-12)', () => {
+    const x1 = Float64Array.from([0.1, 0.5, 0.9, 0.3]);
+    const mu = 0.45;
+    const s2 = x1.reduce((a, v) => a + (v - mu) ** 2, 0) / 4;
+    const y1 = Float64Array.from([0.2, 1.3]);
+    const got1 = linearPosteriorMean(x1, 4, 1, 0.25, y1);
+    y1.forEach((y, i) => expect(got1[i]).toBeCloseTo(mu + (s2 / (s2 + 0.25)) * (y - mu), 12));
+
+    const rng = createRng(4);
+    const n = 7;
+    const x2 = Float64Array.from({ length: 2 * n }, () => rng.normal());
+    const m = [0, 1].map((j) => Array.from({ length: n }, (_, r) => x2[2 * r + j]).reduce((a, b) => a + b, 0) / n);
+    const cov = (a: number, b: number) => Array.from({ length: n }, (_, r) => (x2[2 * r + a] - m[a]) * (x2[2 * r + b] - m[b])).reduce((u, v) => u + v, 0) / n;
+    const [s00, s01, s11] = [cov(0, 0), cov(0, 1), cov(1, 1)];
+    const v = 0.3;
+    const [a, b, d] = [s00 + v, s01, s11 + v];
+    const det = a * d - b * b;
+    const y2 = Float64Array.from([0.7, -1.1]);
+    const r0 = y2[0] - m[0];
+    const r1 = y2[1] - m[1];
+    // Σ (Σ + vI)⁻¹ r, written out.
+    const z0 = (d * r0 - b * r1) / det;
+    const z1 = (-b * r0 + a * r1) / det;
+    const want = [m[0] + s00 * z0 + s01 * z1, m[1] + s01 * z0 + s11 * z1];
+    const got2 = linearPosteriorMean(x2, n, 2, v, y2);
+    want.forEach((w, j) => expect(Math.abs(got2[j] - w)).toBeLessThan(1e-12 * Math.max(1, Math.abs(w))));
+    expect(() => linearPosteriorMean(x2, n, 3, v, y2)).toThrow('linearPosteriorMean: x holds 14 values for 7x3');
+  });
+});
+
 describe('smoke presets', () => {
   test('cheng-synthetic and cheng-restoration run end to end and write results', async () => {
     const out1 = mkdtempSync(join(tmpdir(), 'cheng-syn-'));
@@ -220,6 +252,7 @@ describe('smoke presets', () => {
     const md2 = await runChengRestoration({ preset: CHENG_RESTORATION_PRESETS.smoke, presetName: 'smoke', dataDir: DATA, out: out2, log: () => {} });
     expect(md2).toMatch(/Target digit 0/);
     expect(md2).toMatch(/Trivial estimate/);
+    expect(md2).toMatch(/Best linear estimate .* m=10: 0\.\d{4}.*training zeros: 0\.\d{4}/);
     process.stderr.write(`${md1}\n${md2}\n`);
   }, 240_000);
 });

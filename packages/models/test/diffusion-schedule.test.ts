@@ -81,6 +81,19 @@ describe('forward process and samplers on the GPU', () => {
     expectClose(await values(out), await values(x0), { rtol: 1e-4, atol: 1e-5 }, 'v round trip');
   });
 
+  test('x0-prediction: the exact x0 is returned at the last step, and an intermediate DDIM step equals the ε form', async () => {
+    const s = new NoiseSchedule({ schedule: 'cosine' });
+    const x0 = T.rand([3, 6], { seed: 5, low: -1, high: 1 });
+    const eps = T.randn([3, 6], { seed: 6 });
+    const t = 400;
+    const xt = s.addNoise(x0, eps, tensor(new Int32Array([t, t, t])));
+    const opts = { sampler: 'ddim', eta: 0, clipSample: false, noiseSeed: 0 } as const;
+    expectClose(await values(reverseStep(s, xt, x0, t, -1, { ...opts, prediction: 'sample' })), await values(x0), { rtol: 1e-4, atol: 1e-5 }, 'x0 round trip');
+    const viaX0 = await values(reverseStep(s, xt, x0, t, 200, { ...opts, prediction: 'sample' }));
+    const viaEps = await values(reverseStep(s, xt, eps, t, 200, { ...opts, prediction: 'epsilon' }));
+    expectClose(viaX0, viaEps, { rtol: 1e-4, atol: 1e-4 }, 'x0 vs ε step');
+  });
+
   // With Gaussian data x0 ~ N(μ, diag σ²) the optimal ε-predictor is known in closed form:
   // E[ε | x_t] = k (x_t - √ᾱ μ) with k = √(1-ᾱ) / (ᾱ σ² + 1 - ᾱ). Every sampler step is then an
   // affine map of x plus Gaussian noise, so the law of the samples follows a float64 recursion of

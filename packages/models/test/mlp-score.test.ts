@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { noGrad, sum, tensor } from '@transfuse/core';
-import { ConditionEncoder, Mlp, MlpScoreNet } from '../src/diffusion/mlp.js';
+import { ConditionEncoder, Mlp, MlpScoreNet, x0Scales } from '../src/diffusion/mlp.js';
 import { expectClose, seededRandom, useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
@@ -57,5 +57,41 @@ describe('MlpScoreNet and ConditionEncoder', () => {
       const g = await p.grad!.data();
       expect(g.some((v) => v !== 0), `${name} has a non-zero gradient`).toBe(true);
     }
+  });
+
+  test('x0Scales: c_skip is the least-squares coefficient of x0 on x_t and c_out the residual sd, for N(0, σ_d²) data (float64, rtol 1e-5)', async () => {
+    const ts = [1e-3, 0.05, 0.3, 1, 5];
+    const sd = 0.5;
+    const k = x0Scales(tensor(Float32Array.from(ts)), sd);
+    expect(k.skip.shape).toEqual([5, 1]);
+    const [skip, out] = await Promise.all([k.skip.data(), k.out.data()]);
+    ts.forEach((t, i) => {
+      const a = Math.exp(-t);
+      const s2 = 1 - a * a;
+      const varXt = a * a * sd * sd + s2;
+      // Cov(x0, x_t) / Var(x_t), and Var(x0 - c x_t) = σ_d² - 2cα σ_d² + c² Var(x_t).
+      const c = (a * sd * sd) / varXt;
+      const resid = Math.sqrt(sd * sd - 2 * c * a * sd * sd + c * c * varXt);
+      expect(Math.abs(skip[i] - c)).toBeLessThan(1e-5 * c + 1e-7);
+      expect(Math.abs(out[i] - resid)).toBeLessThan(1e-5 * resid + 1e-7);
+    });
+    // Small t: x̂0 ≈ x_t; large t: x̂0 ≈ σ_d F.
+    expect(Math.abs(skip[0] - 1)).toBeLessThan(0.01);
+    expect(out[4]).toBeCloseTo(sd, 4);
+  });
+
+  test('an x0 head returns c_skip·x_t + c_out·F with F the plain MLP of the same weights', async () => {
+    const config = { dataDim: 3, condDim: 2, hidden: 8, depth: 2, timeDim: 4, tMax: 5, seed: 5 };
+    const eps = new MlpScoreNet(config);
+    const x0 = new MlpScoreNet({ ...config, prediction: 'sample', dataStd: 0.7 });
+    const rnd = seededRandom(6);
+    const x = tensor(Float32Array.from({ length: 6 }, () => rnd(-1, 1)), [2, 3]);
+    const w = tensor(Float32Array.from({ length: 4 }, () => rnd(-1, 1)), [2, 2]);
+    const t = tensor(Float32Array.from([0.01, 2]));
+    const [f, got] = await Promise.all([noGrad(() => eps.forward(x, w, t)).data(), noGrad(() => x0.forward(x, w, t)).data()]);
+    const k = x0Scales(t, 0.7);
+    const [skip, out, xv] = await Promise.all([k.skip.data(), k.out.data(), x.data()]);
+    const want = Array.from({ length: 6 }, (_, i) => skip[Math.floor(i / 3)] * xv[i] + out[Math.floor(i / 3)] * f[i]);
+    expectClose(got, want, { rtol: 1e-5, atol: 1e-6 }, 'x0 head');
   });
 });

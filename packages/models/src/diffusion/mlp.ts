@@ -1,13 +1,14 @@
 /**
  * MLP score networks for vector data with a separate condition encoder, as in Cheng et al.
  * (arXiv 2502.04491): s(x, y, t) = f(x, h(y), t), f a ReLU MLP on the concatenation [x, w, emb(t)]
- * and h a ReLU MLP from y to [0, 1]^{d_y} (a sigmoid on its last layer).
+ * and h a ReLU MLP from y to R^{d_y} (or to (0, 1)^{d_y} through a sigmoid).
  *
  * "An L-layer MLP" is read as L weight layers (L - 1 hidden layers of `hidden` units), the
  * convention of the paper's ReLU network classes: f "2-layer, 128 hidden" is
  * Linear(in, 128) → ReLU → Linear(128, d_x).
  */
-import { concat, deriveSeed, Linear, linear, Module, ModuleList, sigmoid, tidy, timestepEmbedding, mul, type Tensor } from '@transfuse/core';
+import { add, concat, deriveSeed, exp, Linear, linear, Module, ModuleList, mul, reshape, rsub, sigmoid, sqrt, tidy, timestepEmbedding, div, type Tensor } from '@transfuse/core';
+import type { Prediction } from './sampler.js';
 
 export type MlpActivation = 'relu' | 'silu';
 
@@ -79,6 +80,23 @@ export class ConditionEncoder extends Module {
   }
 }
 
+/**
+ * The scales of x̂0 = c_skip·x_t + c_out·F on the VP process x_t = α x0 + σ ε, α = e^{-t}
+ * (Karras et al.'s EDM preconditioning): c_skip = α σ_d² / (α² σ_d² + σ²) is the best linear
+ * estimate of x0 from x_t for data of standard deviation σ_d, and c_out = σ σ_d / √(α² σ_d² + σ²)
+ * its error's scale, so the target F = (x0 - c_skip x_t) / c_out has unit variance at every t.
+ * At small t, x̂0 ≈ x_t (samples keep their detail); at large t, x̂0 ≈ σ_d F. t [B] → [B, 1] each.
+ */
+export function x0Scales(t: Tensor, dataStd: number): { skip: Tensor; out: Tensor } {
+  return tidy(() => {
+    const a = reshape(exp(mul(t, -1)), [t.size, 1]);
+    const a2 = mul(a, a);
+    const s2 = rsub(a2, 1);
+    const denom = add(mul(a2, dataStd * dataStd), s2);
+    return { skip: div(mul(a, dataStd * dataStd), denom), out: mul(sqrt(div(s2, denom)), dataStd) };
+  });
+}
+
 export interface MlpScoreNetConfig {
   /** d_x: the data dimension (and the output's). */
   dataDim: number;
@@ -92,17 +110,24 @@ export interface MlpScoreNetConfig {
   /** The process horizon T: t ∈ [0, T] is embedded as 1000·t/T, the DDPM step range. */
   tMax: number;
   activation?: MlpActivation;
+  /**
+   * What f outputs (default 'epsilon'). 'sample': x̂0 = c_skip·x_t + c_out·F (see x0Scales), for
+   * data wider than the hidden layers: F has no full-rank noise to reproduce at small t.
+   */
+  prediction?: Prediction;
+  /** σ_d of x0Scales (default 0.5, for images in [-1, 1]). */
+  dataStd?: number;
   seed?: number;
 }
 
-/** f(x_t, w, t) → ε̂ (the noise prediction; the score is -ε̂ / σ_t). */
+/** f(x_t, w, t) → ε̂ (the noise prediction; the score is -ε̂ / σ_t), or x̂0 with prediction 'sample'. */
 export class MlpScoreNet extends Module {
   mlp: Mlp;
   readonly config: Required<Omit<MlpScoreNetConfig, 'seed'>> & { seed?: number };
 
   constructor(config: MlpScoreNetConfig) {
     super();
-    this.config = { depth: 2, timeDim: 16, activation: 'relu', ...config };
+    this.config = { depth: 2, timeDim: 16, activation: 'relu', prediction: 'epsilon', dataStd: 0.5, ...config };
     const c = this.config;
     if (!(c.tMax > 0)) throw new Error(`MlpScoreNet: tMax must be > 0, got ${c.tMax}`);
     this.mlp = new Mlp(c.dataDim + c.condDim + c.timeDim, c.hidden, c.dataDim, c.depth, c.activation, c.seed);
@@ -115,6 +140,11 @@ export class MlpScoreNet extends Module {
     if (x.rank !== 2 || x.shape[1] !== c.dataDim) throw new Error(`MlpScoreNet: expected x [B, ${c.dataDim}], got [${x.shape.join(', ')}]`);
     if (w.rank !== 2 || w.shape[0] !== b || w.shape[1] !== c.condDim) throw new Error(`MlpScoreNet: expected w [${b}, ${c.condDim}], got [${w.shape.join(', ')}]`);
     if (t.rank !== 1 || t.size !== b || t.dtype !== 'float32') throw new Error(`MlpScoreNet: expected float32 times t [${b}], got ${t.dtype} [${t.shape.join(', ')}]`);
-    return tidy(() => this.mlp.forward(concat([x, w, timestepEmbedding(mul(t, 1000 / c.tMax), c.timeDim)], 1)));
+    return tidy(() => {
+      const f = this.mlp.forward(concat([x, w, timestepEmbedding(mul(t, 1000 / c.tMax), c.timeDim)], 1));
+      if (c.prediction !== 'sample') return f;
+      const k = x0Scales(t, c.dataStd);
+      return add(mul(x, k.skip), mul(f, k.out));
+    });
   }
 }

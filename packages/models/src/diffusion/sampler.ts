@@ -6,8 +6,13 @@
 import { add, clamp, deriveSeed, mul, noGrad, randn, sub, tidy, type Tensor } from '@transfuse/core';
 import { leadingTimesteps, type NoiseSchedule } from './schedule.js';
 
-/** What the network predicts: the noise ε, or v = √ᾱ ε - √(1-ᾱ) x0. */
-export type Prediction = 'epsilon' | 'v';
+/**
+ * What the network outputs: the noise ε, the velocity v = √ᾱ ε - √(1-ᾱ) x0, or the clean sample
+ * x0 itself ('sample'). An MLP narrower than the data cannot pass x_t's full-rank noise through
+ * its hidden layers, so it cannot predict ε at small t; x0 lies near the data's low-dimensional
+ * manifold and can be.
+ */
+export type Prediction = 'epsilon' | 'v' | 'sample';
 
 /** A denoiser: its prediction for a batch x at integer timestep t (the same for the whole batch). */
 export type Denoiser = (x: Tensor, t: number) => Tensor;
@@ -47,8 +52,8 @@ export function reverseStepAt(x: Tensor, output: Tensor, ab: number, abPrev: num
   return tidy(() => {
     const [sa, ss] = [Math.sqrt(ab), Math.sqrt(1 - ab)];
     // x0 and ε estimates from either parameterisation.
-    let x0 = opts.prediction === 'v' ? sub(mul(x, sa), mul(output, ss)) : mul(sub(x, mul(output, ss)), 1 / sa);
-    let eps = opts.prediction === 'v' ? add(mul(x, ss), mul(output, sa)) : output;
+    let x0 = opts.prediction === 'v' ? sub(mul(x, sa), mul(output, ss)) : opts.prediction === 'sample' ? output : mul(sub(x, mul(output, ss)), 1 / sa);
+    let eps = opts.prediction === 'v' ? add(mul(x, ss), mul(output, sa)) : opts.prediction === 'sample' ? mul(sub(x, mul(output, sa)), 1 / ss) : output;
     if (opts.clip !== null) {
       x0 = clamp(x0, -opts.clip, opts.clip);
       eps = mul(sub(x, mul(x0, sa)), 1 / ss);

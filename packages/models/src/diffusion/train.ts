@@ -1,5 +1,5 @@
 /**
- * DDPM training (ε- or v-prediction with uniform timesteps) and batched sampling of a UNet2D.
+ * DDPM training (ε-, v- or x0-prediction with uniform timesteps) and batched sampling of a UNet2D.
  */
 import {
   Adam,
@@ -34,12 +34,12 @@ export interface ImageSet {
   width: number;
 }
 
-/** The ε- (or v-) prediction loss of one batch: mean over pixels of (model(x_t, t) - target)². */
+/** The ε-, v- or x0-prediction loss of one batch: mean over pixels of (model(x_t, t) - target)². */
 export function diffusionLoss(model: UNet2D, schedule: NoiseSchedule, x0: Tensor, labels: Tensor | undefined, t: Tensor, seed: number, prediction: Prediction = 'epsilon'): Tensor {
   return tidy(() => {
     const noise = randn(x0.shape, { seed });
     const xt = schedule.addNoise(x0, noise, t);
-    const target = prediction === 'v' ? schedule.velocity(x0, noise, t) : noise;
+    const target = prediction === 'v' ? schedule.velocity(x0, noise, t) : prediction === 'sample' ? x0 : noise;
     return mean(square(sub(model.forward(xt, t, labels), target)));
   });
 }

@@ -8,7 +8,10 @@
  *  - forward process: the paper's OU/VP process α_t = e^{-t}, σ_t² = 1 - e^{-2t}, t ~ U[tMin, tMax]
  *    (defaults T0 = 1e-3, T = 5: α_T = 0.0067, so x_T is N(0, I) to within 0.7%);
  *  - loss: ε-prediction ‖f(x_t, h(y), t) - ε‖², i.e. the paper's score-matching loss with the
- *    weight σ_t² (the score is -ε̂/σ_t); the unweighted score loss is dominated by t near T0;
+ *    weight σ_t² (the score is -ε̂/σ_t); the unweighted score loss is dominated by t near T0.
+ *    Heads with prediction 'sample' output x̂0 = c_skip x_t + c_out F (EDM's preconditioning,
+ *    x0Scales) and learn ‖(x̂0 - x0)/c_out‖²: a head narrower than the data cannot reproduce
+ *    ε's full-rank noise, and x̂0 = (x_t - σ ε̂)/α then keeps what it misses, magnified by σ/α;
  *  - optimizer: Adam, gradient norm clipped to 1, optional warmup + cosine decay;
  *  - sampler: ancestral sampling of the reverse process (DDIM's update with eta = 1, the exact
  *    Gaussian step of the reverse SDE given x̂0) on a grid quadratic in t from T down to T0,
@@ -21,6 +24,7 @@ import {
   clipGradNorm,
   cosineWithWarmup,
   deriveSeed,
+  div,
   LossLog,
   mean,
   mul,
@@ -34,7 +38,7 @@ import {
   type Tensor,
 } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
-import type { ConditionEncoder, MlpScoreNet } from '../diffusion/mlp.js';
+import { x0Scales, type ConditionEncoder, type MlpScoreNet } from '../diffusion/mlp.js';
 import { reverseStepAt } from '../diffusion/sampler.js';
 import { vpProcess } from '../diffusion/schedule.js';
 
@@ -170,7 +174,11 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
         const a = tensor(Float32Array.from(ts, vpProcess.alpha), [n, 1]);
         const s = tensor(Float32Array.from(ts, vpProcess.sigma), [n, 1]);
         const xt = add(mul(x0, a), mul(noise, s));
-        return mean(square(sub(heads[k].forward(xt, w, tensor(ts)), noise)));
+        const tt = tensor(ts);
+        const out = heads[k].forward(xt, w, tt);
+        // An x̂0 head is trained on F's scale, ‖(x̂0 - x0)/c_out‖² (EDM's weighting).
+        const c = heads[k].config;
+        return mean(square(c.prediction === 'sample' ? div(sub(out, x0), x0Scales(tt, c.dataStd).out) : sub(out, noise)));
       });
       const l = perTask.length === 1 ? perTask[0] : mul(perTask.reduce((acc, v) => add(acc, v)), 1 / perTask.length);
       l.backward();
@@ -255,9 +263,9 @@ export function sampleConditional(head: MlpScoreNet, w: Tensor, o: ConditionalSa
     ts.forEach((t, i) => {
       const abPrev = i + 1 < ts.length ? vpProcess.alpha(ts[i + 1]) ** 2 : 1;
       const next = tidy(() => {
-        const eps = head.forward(x, w, tensor(new Float32Array(b).fill(t)));
-        const step = { sampler: 'ddim', eta, clip: o.clip ?? null, prediction: 'epsilon', noiseSeed: deriveSeed(seed, i + 1) } as const;
-        return reverseStepAt(x, eps, vpProcess.alpha(t) ** 2, abPrev, step);
+        const out = head.forward(x, w, tensor(new Float32Array(b).fill(t)));
+        const step = { sampler: 'ddim', eta, clip: o.clip ?? null, prediction: head.config.prediction, noiseSeed: deriveSeed(seed, i + 1) } as const;
+        return reverseStepAt(x, out, vpProcess.alpha(t) ** 2, abPrev, step);
       });
       x.dispose();
       x = next;
