@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { inflateSync } from 'node:zlib';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad, tensor, tidy } from '@transfuse/core';
@@ -146,6 +146,16 @@ describe('experiments (smoke presets, end to end)', () => {
       // Resumable: a second run recomputes nothing and gives the same table.
       const again = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });
       expect(again).toBe(md);
+      // A run stopped between the cells of one n_s loads the saved source model, not pre-training
+      // it again, and the redone cell scores what it scored from the freshly trained source.
+      for (const family of ['diffusion', 'flow']) rmSync(join(out, 'cells', `${family}-variant-ns200-seed0.json`));
+      const logs: string[] = [];
+      await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: (m) => logs.push(m) });
+      const redone = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+      for (const family of ['diffusion', 'flow']) {
+        expect(logs.some((m) => m.startsWith(`[${family}-source-ns200-seed0] loaded from`)), logs.join('\n')).toBe(true);
+        expect(redone.families[family].variant['200'][0].w1, family).toBeCloseTo(results.families[family].variant['200'][0].w1, 4);
+      }
     });
   }
 });

@@ -4,8 +4,9 @@
  * score samples by the exact 1-Wasserstein distance to held-out USPS digits, against the same
  * U-Net trained on USPS alone. `conditional: false` is the unconditional digit-3 variant.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { deriveSeed, saveCheckpoint } from '@transfuse/core';
+import { deriveSeed, loadCheckpoint, MODEL_FILE, saveCheckpoint } from '@transfuse/core';
 import { loadDigits, prepareDigits, uspsBenchmarkSplit } from '../data/digits.js';
 import { subsample } from '../data/split.js';
 import { NoiseSchedule } from '../diffusion/schedule.js';
@@ -97,6 +98,8 @@ interface Generative {
   /** n images in [-1, 1] (labels for a conditional model). */
   sample(n: number, labels: Int32Array | undefined, seed: number): Promise<Float32Array>;
   save(dir: string): Promise<void>;
+  /** Replaces the weights with those saved in dir. */
+  load(dir: string): void;
   dispose(): void;
 }
 
@@ -178,12 +181,19 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
       for (const ns of p.nsList) {
         const source = prepareDigits(mnist, null, { size: p.size, classes, n: ns, seed: deriveSeed(seed, ns) });
         let sourceModel: Generative | null = null;
-        // Pre-trained only when a cell that needs it has not run yet; saved for later use.
+        // Pre-trained only when a cell that needs it has not run yet, and saved, so that a run
+        // stopped between the cells of one n_s loads it instead of pre-training again.
         const getSource = async () => {
           if (!sourceModel) {
+            const dir = join(o.out, 'models', `${family}-source-ns${ns}-seed${seed}`);
             sourceModel = runner.source(deriveSeed(seed, 10));
-            await sourceModel.train(source, family === 'flow' ? p.flow.sourceSteps : p.sourceSteps, deriveSeed(seed, 11), `${family} source n_s=${source.n} seed ${seed}`);
-            await sourceModel.save(join(o.out, 'models', `${family}-source-ns${ns}-seed${seed}`));
+            if (existsSync(join(dir, MODEL_FILE))) {
+              sourceModel.load(dir);
+              log(`[${family}-source-ns${ns}-seed${seed}] loaded from ${dir}`);
+            } else {
+              await sourceModel.train(source, family === 'flow' ? p.flow.sourceSteps : p.sourceSteps, deriveSeed(seed, 11), `${family} source n_s=${source.n} seed ${seed}`);
+              await sourceModel.save(dir);
+            }
           }
           return sourceModel;
         };
@@ -225,6 +235,7 @@ function diffusionRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner
       return sampleImages(model, schedule, { n, labels }, { sampler: 'ddim', steps: p.samplerSteps, seed, batchSize: 256 });
     },
     save: (dir) => saveCheckpoint(dir, { model, step: 0, extra: { config } }),
+    load: (dir) => void loadCheckpoint(dir, { model }),
     dispose: () => model.dispose(),
     unet: model,
   } as Generative & { unet: UNet2D });
@@ -262,6 +273,7 @@ function flowRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner {
       return sampleFlow(flow, n, { seed, labels });
     },
     save: (dir) => saveCheckpoint(dir, { model: flow, step: 0, extra: { config } }),
+    load: (dir) => void loadCheckpoint(dir, { model: flow }),
     dispose: () => flow.dispose(),
     flow,
   } as Generative & { flow: Flow });
