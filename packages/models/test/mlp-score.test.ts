@@ -93,5 +93,6 @@ describe('MlpScoreNet and ConditionEncoder', () => {
     const [skip, out, xv] = await Promise.all([k.skip.data(), k.out.data(), x.data()]);
     const want = Array.from({ length: 6 }, (_, i) => skip[Math.floor(i / 3)] * xv[i] + out[Math.floor(i / 3)] * f[i]);
     expectClose(got, want, { rtol: 1e-5, atol: 1e-6 }, 'x0 head');
+    expect(() => new MlpScoreNet({ ...config, prediction: 'v' as 'sample' })).toThrow("MlpScoreNet: prediction must be 'epsilon' or 'sample', got 'v'");
   });
 });

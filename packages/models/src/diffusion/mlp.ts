@@ -114,7 +114,7 @@ export interface MlpScoreNetConfig {
    * What f outputs (default 'epsilon'). 'sample': x̂0 = c_skip·x_t + c_out·F (see x0Scales), for
    * data wider than the hidden layers: F has no full-rank noise to reproduce at small t.
    */
-  prediction?: Prediction;
+  prediction?: Exclude<Prediction, 'v'>;
   /** σ_d of x0Scales (default 0.5, for images in [-1, 1]). */
   dataStd?: number;
   seed?: number;
@@ -130,6 +130,7 @@ export class MlpScoreNet extends Module {
     this.config = { depth: 2, timeDim: 16, activation: 'relu', prediction: 'epsilon', dataStd: 0.5, ...config };
     const c = this.config;
     if (!(c.tMax > 0)) throw new Error(`MlpScoreNet: tMax must be > 0, got ${c.tMax}`);
+    if (c.prediction !== 'epsilon' && c.prediction !== 'sample') throw new Error(`MlpScoreNet: prediction must be 'epsilon' or 'sample', got '${c.prediction}'`);
     this.mlp = new Mlp(c.dataDim + c.condDim + c.timeDim, c.hidden, c.dataDim, c.depth, c.activation, c.seed);
   }
 

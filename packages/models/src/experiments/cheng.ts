@@ -38,8 +38,7 @@ import { existsSync } from 'node:fs';
 import { deriveSeed, loadCheckpoint, saveCheckpoint } from '@transfuse/core';
 import { loadDigits, prepareDigits } from '../data/digits.js';
 import { createRng, type Rng } from '../data/prng.js';
-import { ConditionEncoder, MlpScoreNet } from '../diffusion/mlp.js';
-import type { Prediction } from '../diffusion/sampler.js';
+import { ConditionEncoder, MlpScoreNet, type MlpScoreNetConfig } from '../diffusion/mlp.js';
 import { lineChartSvg } from '../io/plot.js';
 import { fineTuneHead, posteriorMean, pretrainMultiSource, trainFromScratch, type VectorTask } from '../transfer/multisource.js';
 import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
@@ -303,7 +302,7 @@ export function solveChol(L: Float64Array, b: Float64Array): Float64Array {
 interface NetSizes {
   encoder: { hidden: number; depth: number; out: number; output: 'linear' | 'sigmoid' };
   /** prediction: what f outputs (default 'epsilon'). */
-  head: { hidden: number; depth: number; prediction?: Prediction };
+  head: { hidden: number; depth: number; prediction?: MlpScoreNetConfig['prediction'] };
   timeDim: number;
 }
 
@@ -674,8 +673,9 @@ export async function runChengRestoration(o: ChengRestorationOptions): Promise<s
   const test = noisy(digits(testRaw, 0, p.nTest, DATA_SEED).images, p.nTest, deriveSeed(DATA_SEED, 1));
   if (test.n < p.nTest) throw new Error(`cheng-restoration: only ${test.n} test zeros`);
   const reference = Float64Array.from(test.x, (v) => (v + 1) / 2);
-  let identity = 0;
-  test.y.forEach((v, i) => (identity += (v - reference[i]) ** 2 / test.y.length));
+  const mse = (est: Float64Array) => est.reduce((acc, v, i) => acc + (v - reference[i]) ** 2, 0) / est.length;
+  const testY = Float64Array.from(test.y);
+  const identity = mse(testY);
   const poolSize = Math.max(100, ...p.mList);
   const r = await runCheng(
     {
@@ -700,13 +700,9 @@ export async function runChengRestoration(o: ChengRestorationOptions): Promise<s
     log,
   );
   // Linear yardsticks from the same target digits the models get (and from every training zero).
-  const mse = (est: Float64Array) => est.reduce((acc, v, i) => acc + (v - reference[i]) ** 2, 0) / est.length;
-  const testY = Float64Array.from(test.y);
   const linear = (x: Float32Array, n: number) => mse(linearPosteriorMean(Float64Array.from(x.subarray(0, n * d), (v) => (v + 1) / 2), n, d, OBS_VAR, testY));
-  const linearAt = p.mList.map((m) => {
-    const values = p.seeds.map((seed) => linear(digits(train, 0, poolSize, deriveSeed(seed, 30)).images, m));
-    return `m=${m}: ${(values.reduce((a, b) => a + b, 0) / values.length).toFixed(4)}`;
-  });
+  const pools = p.seeds.map((seed) => digits(train, 0, poolSize, deriveSeed(seed, 30)).images);
+  const linearAt = p.mList.map((m) => `m=${m}: ${stat(pools.map((pool) => linear(pool, m))).mean.toFixed(4)}`);
   const allZeros = digits(train, 0, Infinity, DATA_SEED);
   return writeChengReport(o.out, r, [
     `Trivial estimate x̂ = y on this test set: ${identity.toFixed(4)}.`,
