@@ -12,7 +12,9 @@ import {
   encodePng,
   NoiseSchedule,
   prepareDigits,
+  MNIST_USPS_PRESETS,
   runExperiment,
+  runMnistUsps,
   trainDiffusion,
   UNet2D,
   UNET_PRESETS,
@@ -158,4 +160,15 @@ describe('experiments (smoke presets, end to end)', () => {
       }
     });
   }
+
+  test('mnist-usps-digit3: every n_s past the 6,131 MNIST threes runs once, labelled with the size used', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'transfuse-digit3-sizes-'));
+    const logs: string[] = [];
+    const preset = { ...MNIST_USPS_PRESETS.smoke, nsList: [200, 7000, 60000], families: ['diffusion' as const], variant: false };
+    const r = await runMnistUsps({ preset, presetName: 'smoke', conditional: false, dataDir: DATA, out, log: (m) => logs.push(m) });
+    expect(r.sourceSizes).toEqual({ 200: 200, 7000: 6131, 60000: 6131 });
+    expect(Object.keys(r.families.diffusion!.transfer).sort()).toEqual(['200', '7000']);
+    expect(logs.some((m) => m.includes('n_s=60000') && m.includes('skipped') && m.includes('n_s=7000')), logs.join('\n')).toBe(true);
+    expect(readFileSync(join(out, 'results.md'), 'utf8')).toMatch(/\| diffusion \| 7000 \(all 6131\) \|/);
+  });
 });

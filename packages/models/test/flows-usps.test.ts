@@ -9,11 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowCli } from '../src/flows/cli.js';
 import { loadDigits, prepareDigits } from '../src/data/digits.js';
+import { tensor } from '@transfuse/core';
+import { ActNorm } from '../src/flows/transforms.js';
 import {
   Flow,
   conditionalFlowTransfer,
   evalBitsPerDim,
   imageFlowData,
+  sampleFlow,
   trainFlow,
   unconditionalFlowTransfer,
   type FlowData,
@@ -78,6 +81,18 @@ describe('flows on USPS digits', () => {
   });
 });
 
+describe('sampleFlow', () => {
+  test('images: (0, 1) samples of a flow trained on imageFlowData come back as [-1, 1] images, clamped', async () => {
+    const flow = new Flow({ dim: 4, coupling: 'affine', layers: 2, hidden: [8], base: 'diagonal', seed: 30 });
+    const raw = await sampleFlow(flow, 500, { seed: 31 });
+    const images = await sampleFlow(flow, 500, { seed: 31, images: true });
+    // Roughly N(0, 1) samples: some inside (0, 1), some outside, so both sides of the clamp run.
+    expect(raw.some((v) => v < 0) && raw.some((v) => v > 1) && raw.some((v) => v > 0 && v < 1)).toBe(true);
+    expect(Array.from(images)).toEqual(Array.from(raw, (v) => Math.fround(Math.min(1, Math.max(-1, Math.fround(v * 2 - 1))))));
+    flow.dispose();
+  });
+});
+
 describe('flow transfer procedures', () => {
   const rng = seededRandom(7);
   const n = 200;
@@ -100,6 +115,41 @@ describe('flow transfer procedures', () => {
       target.dispose();
     }
     source.dispose();
+  });
+
+  test('finetune copies compute the source model exactly (random permutations kept) and re-initialise ActNorm on the target', async () => {
+    const d = 6;
+    const r = seededRandom(21);
+    const xs = Float32Array.from({ length: 64 * d }, () => r(-1, 3));
+    const labels = Int32Array.from({ length: 64 }, (_, i) => i % 4);
+    const cfg = { dim: d, coupling: 'affine', layers: 4, hidden: [8], permutation: 'random', actnorm: true } as const;
+    const cases = [
+      { source: new Flow({ ...cfg, condition: { numClasses: 4, embedding: 3 }, seed: 22 }), copy: (f: Flow) => conditionalFlowTransfer(f, 'finetune', 99), labels },
+      { source: new Flow({ ...cfg, base: 'diagonal', seed: 23 }), copy: (f: Flow) => unconditionalFlowTransfer(f, 'finetune', 98), labels: null },
+    ];
+    for (const c of cases) {
+      await trainFlow(c.source, { x: xs, n: 64, dim: d, labels: c.labels }, { steps: 5, batchSize: 16, lr: 1e-2, seed: 24, label: null });
+      const target = c.copy(c.source);
+      const logProb = async (f: Flow) => f.eval().logProb(tensor(xs, [64, d]), c.labels ? { labels: tensor(c.labels) } : undefined).data();
+      // Eval mode uses the copied ActNorm values: the copy is the source, to the last bit.
+      expect(Array.from(await logProb(target))).toEqual(Array.from(await logProb(c.source)));
+      const actnorms = (f: Flow) => f.namedModules().filter(([, m]) => m instanceof ActNorm).map(([, m]) => (m as ActNorm).initialized);
+      expect(actnorms(c.source).every(Boolean)).toBe(true);
+      expect(actnorms(target).some(Boolean)).toBe(false);
+      // The first training batch sets them, as in a fresh flow: the first ActNorm whitens that batch.
+      const shifted = xs.map((v) => v * 3 + 5);
+      await trainFlow(target, { x: shifted, n: 64, dim: d, labels: c.labels }, { steps: 1, batchSize: 64, lr: 1e-9, seed: 25, label: null });
+      expect(actnorms(target).every(Boolean)).toBe(true);
+      const first = target.namedModules().find(([, m]) => m instanceof ActNorm)![1] as ActNorm;
+      const bias = await first.bias.data();
+      for (let j = 0; j < d; j++) {
+        let m = 0;
+        for (let i = 0; i < 64; i++) m += shifted[i * d + j] / 64;
+        expect(bias[j]).toBeCloseTo(-m, 2);
+      }
+      target.dispose();
+      c.source.dispose();
+    }
   });
 
   test("unconditional: the source's learned base (law of U) stays bit-identical; g_t is fitted from g_s or afresh", async () => {

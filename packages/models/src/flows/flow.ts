@@ -257,6 +257,16 @@ export class Flow extends Module {
     return r;
   }
 
+  /**
+   * Marks the ActNorm layers uninitialised, so the next training forward pass sets them from its
+   * batch as for a fresh flow. Transfer calls this: ActNorm holds the source data's per-pixel
+   * statistics, and where the target's differ (USPS digits fill the frame, MNIST's do not) the
+   * copied flow starts at thousands of nats/dim on the target.
+   */
+  resetActNorm(): void {
+    for (const [, m] of this.transforms.namedModules()) if (m instanceof ActNorm) m.initialized = false;
+  }
+
   /** Frees the parameters and the layers' index tensors. */
   override dispose(): void {
     super.dispose();

@@ -211,16 +211,17 @@ export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?
 }
 
 /**
- * n samples on the CPU, [n, dim]. Conditional flows take `labels` (and `task`) with n rows. Flows
- * with a logit transform produce (0, 1) values, returned as images in [-1, 1].
+ * n samples on the CPU, [n, dim]. Conditional flows take `labels` (and `task`) with n rows.
+ * `images`: the flow was trained on `imageFlowData`, so its (0, 1) samples are returned as images
+ * in [-1, 1], clamped (default: only flows with a logit transform, whose outputs are in (0, 1)).
  */
-export async function sampleFlow(flow: Flow, n: number, o: { seed?: number; labels?: Int32Array; task?: Float32Array; batchSize?: number } = {}): Promise<Float32Array> {
+export async function sampleFlow(flow: Flow, n: number, o: { seed?: number; labels?: Int32Array; task?: Float32Array; batchSize?: number; images?: boolean } = {}): Promise<Float32Array> {
   if (!!flow.config.condition !== !!o.labels) throw new Error(`sampleFlow: ${flow.config.condition ? 'a conditional flow needs labels' : 'an unconditional flow takes no labels'}`);
   if (o.labels && o.labels.length !== n) throw new Error(`sampleFlow: ${o.labels.length} labels for ${n} samples`);
   const d = flow.dim;
   const out = new Float32Array(n * d);
   const bs = o.batchSize ?? 1000;
-  const image = flow.config.logitAlpha !== undefined && flow.config.logitAlpha !== null;
+  const image = o.images ?? (flow.config.logitAlpha !== undefined && flow.config.logitAlpha !== null);
   for (let start = 0, k = 0; start < n; start += bs, k++) {
     const idx = Int32Array.from({ length: Math.min(bs, n - start) }, (_, i) => start + i);
     const data: FlowData = { x: new Float32Array(0), n, dim: d, labels: o.labels, task: o.task };

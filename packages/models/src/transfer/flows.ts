@@ -4,10 +4,12 @@
  * Conditional: the source flow's condition embedding h(z) is shared; the target flow holds a copy,
  * frozen, and either fine-tunes everything else from the source weights ('finetune') or
  * re-initialises everything but h ('fresh-head'). With a one-hot h there is nothing to freeze.
+ * 'finetune' re-initialises the ActNorm layers on the first target batch (`Flow.resetActNorm`):
+ * they are data statistics, not learned structure.
  *
  * Unconditional (X = g(U)): the flow's transforms are g⁻¹ (data → latent) and its learned base is
  * the law of U. On the target the base is copied and frozen and only g_t is fitted, initialised
- * from g_s ('finetune') or re-initialised ('fresh').
+ * from g_s ('finetune', ActNorm re-initialised on the target as above) or re-initialised ('fresh').
  *
  * Baselines train from scratch on the target: the same architecture (`baselineFlow`), or for the
  * unconditional case optionally a standard-normal base with the base flow's couplings moved into
@@ -18,9 +20,13 @@ import { Flow, type FlowConfig } from '../flows/flow.js';
 export type ConditionalFlowTransfer = 'finetune' | 'fresh-head';
 export type UnconditionalFlowTransfer = 'finetune' | 'fresh';
 
-/** A new flow of the same configuration holding a copy of `source`'s weights. */
-export function cloneFlow(source: Flow, seed?: number): Flow {
-  const copy = new Flow({ ...source.config, seed: seed ?? source.config.seed });
+/**
+ * A new flow holding a copy of `source`'s weights. It keeps the source's seed: the seed also fixes
+ * the random permutations, which are structure, not weights, so a copy under another seed would
+ * feed the copied couplings the pixels in another order.
+ */
+export function cloneFlow(source: Flow): Flow {
+  const copy = new Flow(source.config);
   copy.loadStateDict(source.stateDict());
   return copy;
 }
@@ -30,7 +36,8 @@ export function conditionalFlowTransfer(source: Flow, mode: ConditionalFlowTrans
   if (!source.condition_embedding) throw new Error('conditionalFlowTransfer: the source flow is unconditional (config.condition unset)');
   let target: Flow;
   if (mode === 'finetune') {
-    target = cloneFlow(source, seed);
+    target = cloneFlow(source);
+    target.resetActNorm();
   } else if (mode === 'fresh-head') {
     target = new Flow({ ...source.config, seed });
     target.condition_embedding!.loadStateDict(source.condition_embedding.stateDict());
@@ -46,7 +53,8 @@ export function unconditionalFlowTransfer(source: Flow, mode: UnconditionalFlowT
   if (source.base.numParameters() === 0) throw new Error("unconditionalFlowTransfer: the source flow's base has no parameters; use base 'diagonal' or a base flow");
   let target: Flow;
   if (mode === 'finetune') {
-    target = cloneFlow(source, seed);
+    target = cloneFlow(source);
+    target.resetActNorm();
   } else if (mode === 'fresh') {
     target = new Flow({ ...source.config, seed });
     target.base.loadStateDict(source.base.stateDict());
