@@ -144,6 +144,10 @@ describe('experiments (smoke presets, end to end)', () => {
         expect(fr.variant['200'][0].w1, family).toBeGreaterThan(0);
         expect(existsSync(join(out, `samples-${family}-baseline-seed0.png`))).toBe(true);
       }
+      // Flows are also scored by likelihood: 8-bit bits/dim are positive and finite.
+      for (const e of [results.families.flow.baseline[0], results.families.flow.transfer['200'][0]]) expect(e.bitsPerDim).toBeGreaterThan(0);
+      expect(results.families.diffusion.baseline[0].bitsPerDim).toBeUndefined();
+      expect(md).toMatch(/Held-out bits\/dim, flow/);
       for (const f of ['results.md', 'w1.svg', 'usps-split.json']) expect(existsSync(join(out, f)), f).toBe(true);
       // Resumable: a second run recomputes nothing and gives the same table.
       const again = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });

@@ -19,7 +19,7 @@ import { baselineModel, conditionalTransferModel, unconditionalTransferModel } f
 import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditionalFlowTransfer } from '../transfer/flows.js';
 import { Flow } from '../flows/flow.js';
 import { flowPreset } from '../flows/presets.js';
-import { imageFlowData, sampleFlow, splitFlowData, trainFlow } from '../flows/train.js';
+import { evalBitsPerDim, imageFlowData, sampleFlow, splitFlowData, trainFlow } from '../flows/train.js';
 import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
 
 export interface MnistUspsPreset {
@@ -71,6 +71,8 @@ interface EvalResult {
   /** W1 between generated and held-out digits, pixels in [0, 1], images flattened at size x size. */
   w1: number;
   perClass: Record<string, number>;
+  /** Flows: bits/dim of all held-out USPS digits (8-bit, dequantized), the likelihood view of the same question. */
+  bitsPerDim?: number;
   trainSeconds: number;
   finalLoss: number;
 }
@@ -97,6 +99,8 @@ export interface MnistUspsResults {
 /** What the runner needs of a generative model, whatever its family. */
 interface Generative {
   train(data: ImageSet, steps: number, seed: number, label: string): Promise<{ seconds: number; finalLoss: number }>;
+  /** Likelihood models: mean bits/dim of these digits. */
+  bitsPerDim?(data: ImageSet): Promise<number>;
   /** n images in [-1, 1] (labels for a conditional model). */
   sample(n: number, labels: Int32Array | undefined, seed: number): Promise<Float32Array>;
   save(dir: string): Promise<void>;
@@ -147,7 +151,7 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<MnistUspsResult
         perClass[c] = (await w1Gpu(gather(samples, rows, d), gather(held.images, rows, d), rows.length, rows.length, d)) / 2;
       }
     }
-    return { w1, perClass };
+    return { w1, perClass, ...(model.bitsPerDim ? { bitsPerDim: await model.bitsPerDim(heldAll) } : {}) };
   };
 
   const floor = await cell(o.out, 'floor', async () => {
@@ -276,11 +280,12 @@ function flowRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner {
   // Source flows stop early on held-out source digits: run to the end, a flow memorises a small
   // n_s (at n_s = 1,000: -3.8 nats/dim on its training digits, +20 on MNIST test, +18,000 on
   // USPS) and fine-tuning spends most of its steps undoing that. Target training runs all steps.
+  // Digit subsets keep their labels for reporting; only a conditional flow reads them.
+  const asFlowData = (data: ImageSet) => ({ ...imageFlowData(data), labels: conditional ? data.labels : null });
   const wrap = (flow: Flow, earlyStopping = false): Generative => ({
     async train(data, steps, seed, label) {
       flow.train();
-      // Digit subsets keep their labels for reporting; only a conditional flow reads them.
-      const flowData = { ...imageFlowData(data), labels: conditional ? data.labels : null };
+      const flowData = asFlowData(data);
       const logEvery = Math.max(10, Math.floor(steps / 10));
       const split = earlyStopping ? splitFlowData(flowData, SOURCE_VALIDATION_FRACTION, deriveSeed(seed, 1)) : null;
       const r = await trainFlow(flow, split?.train ?? flowData, {
@@ -292,6 +297,10 @@ function flowRunner(p: MnistUspsPreset, conditional: boolean): FamilyRunner {
     sample(n, labels, seed) {
       flow.eval();
       return sampleFlow(flow, n, { seed, labels, images: true });
+    },
+    async bitsPerDim(data) {
+      flow.eval();
+      return (await evalBitsPerDim(flow, asFlowData(data), { seed: 0 })).bitsPerDim;
     },
     save: (dir) => saveCheckpoint(dir, { model: flow, step: 0, extra: { config } }),
     load: (dir) => void loadCheckpoint(dir, { model: flow }),
@@ -362,6 +371,12 @@ export function writeReport(out: string, r: MnistUspsResults): void {
     }
     series.push({ name: `${family}: transfer`, points: nsList.map((x) => ({ x, ...meanSd(fr.transfer[x]) })) });
     series.push({ name: `${family}: no transfer`, points: nsList.map((x) => ({ x, y: base.mean })), dashed: true });
+  }
+  for (const [family, fr] of Object.entries(r.families) as [Family, FamilyResults][]) {
+    if (fr.baseline[0]?.bitsPerDim === undefined) continue;
+    const bpd = (es: EvalResult[] | undefined) => (es ? fmtStat(stat(es.map((e) => e.bitsPerDim!))) : '-');
+    lines.push('', `Held-out bits/dim, ${family} (all held-out USPS digits; lower is better):`, '', '| n_s | transfer | variant | no transfer |', '|---|---|---|---|');
+    for (const ns of Object.keys(fr.transfer).map(Number).sort((a, b) => a - b)) lines.push(`| ${ns} | ${bpd(fr.transfer[ns])} | ${bpd(fr.variant[ns])} | ${bpd(fr.baseline)} |`);
   }
   const first = Object.entries(r.families).find(([, fr]) => fr && Object.keys(fr.baseline[0]?.perClass ?? {}).length);
   if (first) {
