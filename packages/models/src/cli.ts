@@ -11,6 +11,7 @@ import { NoiseSchedule } from './diffusion/schedule.js';
 import { sampleImages, trainDiffusion } from './diffusion/train.js';
 import { UNet2D, UNET_PRESETS, type UNet2DConfig } from './diffusion/unet.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
+import type { Family } from './experiments/mnist-usps.js';
 import { flowCli } from './flows/cli.js';
 import { readJson, writeJson } from './experiments/results.js';
 import { savePngGrid } from './io/png.js';
@@ -21,6 +22,7 @@ const USAGE = `transfuse <command> [options]
   demo                               MNIST -> USPS conditional diffusion transfer, compact (<= 15 min on 2 CPU cores)
   experiment NAME --preset P         run an experiment (${Object.keys(EXPERIMENTS).join(', ')})
                                      presets: smoke (CI, minutes), cpu (hours on 2 cores), paper (GPU scale)
+                                     mnist-usps only: --ns 100,300 (source sizes)  --families diffusion,flow
   diffusion train                    train a U-Net on digits and save a checkpoint
   diffusion sample                   sample a PNG grid from a checkpoint
   flow train|sample|eval             coupling flows on digits (bits/dim, sample grids)
@@ -75,6 +77,8 @@ async function main(argv: string[]): Promise<void> {
       alpha: { type: 'string' },
       'eval-n': { type: 'string' },
       split: { type: 'string' },
+      ns: { type: 'string' },
+      families: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -98,7 +102,9 @@ async function main(argv: string[]): Promise<void> {
     const preset = command === 'demo' ? 'demo' : (v.preset ?? fail('--preset smoke|cpu|paper is required'));
     const out = resolve(v.out ?? join('results', command === 'demo' ? 'demo' : `${name}-${preset}`));
     const started = performance.now();
-    const report = await runExperiment(name, { preset, dataDir: resolveDataDir(v.data), out, log });
+    const ns = v.ns?.split(',').map((s) => num('ns', s));
+    const families = v.families?.split(',') as Family[] | undefined;
+    const report = await runExperiment(name, { preset, dataDir: resolveDataDir(v.data), out, log, ns, families });
     process.stdout.write(`\n${report}\n`);
     log(`Results, sample grids and plots in ${out} (${((performance.now() - started) / 60000).toFixed(1)} min)`);
     return;

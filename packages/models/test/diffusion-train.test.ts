@@ -165,6 +165,24 @@ describe('experiments (smoke presets, end to end)', () => {
     });
   }
 
+  test('--ns and --families replace the preset, are recorded in config.json, and are checked', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'transfuse-overrides-'));
+    const run = (o: Partial<Parameters<typeof runExperiment>[1]>, name = 'mnist-usps-digit3') =>
+      runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {}, ...o });
+    const md = await run({ ns: [50], families: ['diffusion'] });
+    expect(md).toMatch(/preset smoke, n_s 50; diffusion/);
+    expect(md).toMatch(/\| diffusion \| 50 \|/);
+    expect(md).not.toMatch(/\| flow \|/);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config;
+    expect(config.nsList).toEqual([50]);
+    expect(config.families).toEqual(['diffusion']);
+    // The plain preset cannot reuse that folder: its cells would mix with the changed run's.
+    await expect(run({})).rejects.toThrow(/holds results of a different run/);
+    await expect(run({ ns: [0] })).rejects.toThrow(/--ns must list positive whole numbers, got 0/);
+    await expect(run({ families: ['gan' as never] })).rejects.toThrow(/--families takes diffusion and\/or flow, got 'gan'/);
+    await expect(run({ ns: [50] }, 'sec-simulation')).rejects.toThrow(/apply to the mnist-usps experiments, not 'sec-simulation'/);
+  });
+
   test('mnist-usps-digit3: every n_s past the 6,131 MNIST threes runs once, labelled with the size used', async () => {
     const out = mkdtempSync(join(tmpdir(), 'transfuse-digit3-sizes-'));
     const logs: string[] = [];

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng.js';
-import { MNIST_USPS_PRESETS, runMnistUsps } from './mnist-usps.js';
+import { MNIST_USPS_PRESETS, runMnistUsps, type Family } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 
 export interface ExperimentRun {
@@ -10,6 +10,9 @@ export interface ExperimentRun {
   dataDir: string;
   out: string;
   log: (msg: string) => void;
+  /** mnist-usps only: replace the preset's source sizes or model families (`--ns`, `--families`). */
+  ns?: number[];
+  families?: Family[];
 }
 
 /** Each experiment runs with a preset and returns its Markdown table. */
@@ -38,7 +41,12 @@ function pick<T>(table: Record<string, T>, name: string): T {
 }
 
 async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
-  await runMnistUsps({ preset: pick(MNIST_USPS_PRESETS, r.preset), presetName: r.preset, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
+  const base = pick(MNIST_USPS_PRESETS, r.preset);
+  // The folder's config.json records the changed preset, so such a run cannot mix with the plain one.
+  const preset = { ...base, nsList: r.ns ?? base.nsList, families: r.families ?? base.families };
+  const changes = [r.ns && `n_s ${r.ns.join(', ')}`, r.families && r.families.join(' and ')].filter(Boolean);
+  const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
+  await runMnistUsps({ preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
   return readFileSync(join(r.out, 'results.md'), 'utf8');
 }
 
@@ -46,6 +54,10 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
+  if ((r.ns || r.families) && !name.startsWith('mnist-usps')) throw new Error(`--ns and --families apply to the mnist-usps experiments, not '${name}'`);
+  if (r.ns?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--ns must list positive whole numbers, got ${r.ns.join(',')}`);
+  const unknown = r.families?.filter((f) => f !== 'diffusion' && f !== 'flow');
+  if (unknown?.length) throw new Error(`--families takes diffusion and/or flow, got '${unknown.join(',')}'`);
   return e.run(r);
 }
 
