@@ -183,6 +183,16 @@ describe('experiments (smoke presets, end to end)', () => {
     await expect(run({ ns: [50] }, 'sec-simulation')).rejects.toThrow(/apply to the mnist-usps experiments, not 'sec-simulation'/);
   });
 
+  test('a run with no n_s trains and scores only the baselines, and writes no n_s plot', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'transfuse-baseline-only-'));
+    const preset = { ...MNIST_USPS_PRESETS.smoke, nsList: [], families: ['diffusion' as const], variant: false };
+    const r = await runMnistUsps({ preset, presetName: 'smoke', conditional: false, dataDir: DATA, out, log: () => {} });
+    expect(r.families.diffusion!.baseline[0].w1).toBeGreaterThan(0);
+    expect(r.families.diffusion!.transfer).toEqual({});
+    expect(existsSync(join(out, 'results.md'))).toBe(true);
+    expect(existsSync(join(out, 'w1.svg'))).toBe(false);
+  });
+
   test('mnist-usps-digit3: every n_s past the 6,131 MNIST threes runs once, labelled with the size used', async () => {
     const out = mkdtempSync(join(tmpdir(), 'transfuse-digit3-sizes-'));
     const logs: string[] = [];

@@ -388,6 +388,8 @@ export function writeReport(out: string, r: MnistUspsResults): void {
   }
   writeFileAtomic(join(out, 'results.md'), `${lines.join('\n')}\n`);
   const xs = [...new Set(series.flatMap((s) => s.points.map((q) => q.x)))];
+  // A baseline-only run (no n_s, e.g. a compute-matched control) has no curve against n_s.
+  if (xs.length === 0) return;
   series.push({ name: 'USPS floor', points: xs.map((x) => ({ x, y: r.floor })), dashed: true });
   writeFileAtomic(join(out, 'w1.svg'), lineChartSvg(`${r.experiment}: W1 to held-out USPS vs n_s`, 'MNIST source size n_s', 'W1 (pixels in [0,1])', series, { logX: true }));
 }
