@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng.js';
-import { MNIST_USPS_PRESETS, runMnistUsps, type Family } from './mnist-usps.js';
+import { FAMILIES, MNIST_USPS_PRESETS, runMnistUsps, type Family } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 
 export interface ExperimentRun {
@@ -16,9 +16,9 @@ export interface ExperimentRun {
 }
 
 /** Each experiment runs with a preset and returns its Markdown table. */
-export const EXPERIMENTS: Record<string, { presets: string[]; run: (r: ExperimentRun) => Promise<string> }> = {
-  'mnist-usps-conditional': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, true) },
-  'mnist-usps-digit3': { presets: Object.keys(MNIST_USPS_PRESETS), run: (r) => mnistUsps(r, false) },
+export const EXPERIMENTS: Record<string, { presets: string[]; takesOverrides?: true; run: (r: ExperimentRun) => Promise<string> }> = {
+  'mnist-usps-conditional': { presets: Object.keys(MNIST_USPS_PRESETS), takesOverrides: true, run: (r) => mnistUsps(r, true) },
+  'mnist-usps-digit3': { presets: Object.keys(MNIST_USPS_PRESETS), takesOverrides: true, run: (r) => mnistUsps(r, false) },
   'cheng-synthetic': {
     presets: Object.keys(CHENG_SYNTHETIC_PRESETS),
     run: (r) => runChengSynthetic({ preset: pick(CHENG_SYNTHETIC_PRESETS, r.preset), presetName: r.preset, out: r.out, log: r.log }),
@@ -41,6 +41,9 @@ function pick<T>(table: Record<string, T>, name: string): T {
 }
 
 async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
+  if (r.ns?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--ns must list positive whole numbers, got ${r.ns.join(',')}`);
+  const unknown = r.families?.filter((f) => !FAMILIES.includes(f));
+  if (unknown?.length) throw new Error(`--families takes ${FAMILIES.join(' and/or ')}, got '${unknown.join(',')}'`);
   const base = pick(MNIST_USPS_PRESETS, r.preset);
   // The folder's config.json records the changed preset, so such a run cannot mix with the plain one.
   const preset = { ...base, nsList: r.ns ?? base.nsList, families: r.families ?? base.families };
@@ -54,10 +57,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families) && !name.startsWith('mnist-usps')) throw new Error(`--ns and --families apply to the mnist-usps experiments, not '${name}'`);
-  if (r.ns?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--ns must list positive whole numbers, got ${r.ns.join(',')}`);
-  const unknown = r.families?.filter((f) => f !== 'diffusion' && f !== 'flow');
-  if (unknown?.length) throw new Error(`--families takes diffusion and/or flow, got '${unknown.join(',')}'`);
+  if ((r.ns || r.families) && !e.takesOverrides) throw new Error(`--ns and --families apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 

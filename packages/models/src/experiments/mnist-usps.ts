@@ -45,7 +45,8 @@ export interface MnistUspsPreset {
   flow: { sourceSteps: number; targetSteps: number; batchSize: number; lr: number };
 }
 
-export type Family = 'diffusion' | 'flow';
+export const FAMILIES = ['diffusion', 'flow'] as const;
+export type Family = (typeof FAMILIES)[number];
 
 export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', MnistUspsPreset> = {
   // Minutes in CI: proves the pipeline end to end, not the science.
