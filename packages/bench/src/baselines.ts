@@ -118,9 +118,10 @@ export function bufferCopy(bytes: number): Side {
 }
 
 /** A Side whose step runs `fn` in a tidy scope, so every tensor it makes is released. */
-export function tidySide(inputs: Tensor[], fn: () => void): Side {
+export function tidySide(inputs: Tensor[], fn: () => unknown): Side {
   return {
-    step: () => tidy(fn),
+    // The result is not returned from tidy, so the step's output is freed, not kept alive.
+    step: () => tidy(() => void fn()),
     dispose: () => inputs.forEach((t) => t.dispose()),
   };
 }

@@ -133,6 +133,8 @@ describe('matmul variants against float64', () => {
     [3, 17, 33],
     [33, 3, 17],
     [70, 67, 45],
+    // Several workgroups along both axes with ragged edges, also for the vec4 kernel's 32x128 tile.
+    [97, 133, 21],
   ];
   for (const variant of VARIANTS) {
     for (const [transA, transB] of TRANSPOSES) {
