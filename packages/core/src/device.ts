@@ -54,6 +54,14 @@ export interface FoundAdapter {
   collectGarbage?: () => void;
 }
 
+export type NodeAdapterFinder = (backend: BackendName, options: DeviceOptions, tried: Attempt[]) => Promise<FoundAdapter | undefined>;
+
+// Set by the Node entries (node_main.ts), so that the browser entry never reaches Dawn or node: modules.
+let nodeAdapterFinder: NodeAdapterFinder | undefined;
+export function setNodeAdapterFinder(finder: NodeAdapterFinder): void {
+  nodeAdapterFinder = finder;
+}
+
 /** Features the kernels can use when the adapter has them. */
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 
@@ -77,8 +85,12 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
       tried.push({ label: 'navigator.gpu', outcome: 'absent (WebGPU is not enabled in this browser)' });
     }
   } else {
-    const { nodeAdapter } = await import('./node_adapter.js');
-    found = await nodeAdapter(requested, options, tried);
+    if (!nodeAdapterFinder) {
+      throw new Error(
+        "Transfuse runs in Node here but its Node adapter finder (Dawn) is not loaded: import '@transfuse/core' through Node's resolution (the package's 'node' export condition) or import '@transfuse/core/node' first",
+      );
+    }
+    found = await nodeAdapterFinder(requested, options, tried);
   }
   if (!found) {
     const lines = tried.map((t) => `  - ${t.label}: ${t.outcome}`).join('\n');

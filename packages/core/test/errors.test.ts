@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
-import { acquireDevice, runtime, tensor } from '@transfuse/core';
+import { runtime, tensor } from '@transfuse/core';
 import { useGpu } from './helpers.js';
 
 useGpu();
@@ -62,19 +62,5 @@ describe('bad input gives a clear error naming the op and the shapes', () => {
 
   test('tidy refuses async functions', () => {
     expect(() => T.tidy(async () => T.zeros([1]))).toThrow(/tidy\(fn\): fn returned a Promise/);
-  });
-
-  test('no adapter: the error says what was tried and how to get one', async () => {
-    const saved = process.env.TRANSFUSE_LAVAPIPE_ICD;
-    process.env.TRANSFUSE_LAVAPIPE_ICD = '/nonexistent/lvp_icd.json';
-    try {
-      await expect(acquireDevice({ backend: 'lavapipe' })).rejects.toThrow(
-        /No WebGPU adapter found \(backend 'lavapipe'\)\. Tried:\n {2}- vulkan \(lavapipe\): no \.transfuse\/lavapipe\/lvp_icd\.json[\s\S]*How to get a WebGPU adapter:[\s\S]*npm run setup/,
-      );
-    } finally {
-      if (saved === undefined) delete process.env.TRANSFUSE_LAVAPIPE_ICD;
-      else process.env.TRANSFUSE_LAVAPIPE_ICD = saved;
-    }
-    await expect(acquireDevice({ backend: 'metal' as never })).rejects.toThrow(/Unknown backend 'metal'/);
   });
 });

@@ -5,7 +5,8 @@
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { init, loadCheckpoint, runtime, saveCheckpoint, shutdown } from '@transfuse/core';
+import { init, runtime, shutdown } from '@transfuse/core';
+import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
 import { loadDigits, prepareDigits, resolveDataDir, type DigitDataset } from './data/digits.js';
 import { NoiseSchedule } from './diffusion/schedule.js';
 import { sampleImages, trainDiffusion } from './diffusion/train.js';
@@ -14,7 +15,7 @@ import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import type { Family } from './experiments/mnist-usps.js';
 import { flowCli } from './flows/cli.js';
 import { readJson, writeJson } from './experiments/results.js';
-import { savePngGrid } from './io/png.js';
+import { savePngGrid } from './io/png_file.js';
 import { w1Gpu } from './metrics/gpu.js';
 
 const USAGE = `transfuse <command> [options]

@@ -71,7 +71,7 @@ describe('fitting 2-D densities', () => {
       entropy -= mixtureLogDensity(test_.x[2 * i], test_.x[2 * i + 1]) / test_.n;
     }
     // Entropy ≈ 2.58 nats; a single Gaussian fit (variance 4.25 along x) sits ≈ 0.6 nats above it.
-    process.stderr.write(`mixture: flow test NLL ${nll.toFixed(4)} nats, true entropy ${entropy.toFixed(4)}\n`);
+    console.log(`mixture: flow test NLL ${nll.toFixed(4)} nats, true entropy ${entropy.toFixed(4)}`);
     expect(nll - entropy).toBeLessThan(0.12);
   });
 
@@ -79,7 +79,7 @@ describe('fitting 2-D densities', () => {
     const n = 4000;
     const s = moments(await sampleFlow(flow, n, { seed: 7 }), n);
     const t = moments(train.x, train.n);
-    process.stderr.write(`moments: samples ${JSON.stringify(s)}, training data ${JSON.stringify(t)}\n`);
+    console.log(`moments: samples ${JSON.stringify(s)}, training data ${JSON.stringify(t)}`);
     expect(Math.abs(s.mean[0] - t.mean[0])).toBeLessThan(0.1);
     expect(Math.abs(s.mean[1] - t.mean[1])).toBeLessThan(0.1);
     expect(Math.abs(s.cov[0] / t.cov[0] - 1)).toBeLessThan(0.12);

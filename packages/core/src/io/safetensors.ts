@@ -1,20 +1,8 @@
-// Checkpoint I/O in the Hugging Face safetensors format:
+// The Hugging Face safetensors format as bytes (browser-safe; file reading and writing is in
+// safetensors_file.ts, behind @transfuse/core/node):
 //   u64 LE header length N | N bytes of UTF-8 JSON (space padded) | raw little-endian tensor data.
 // Decoding validates the whole header before allocating any tensor, so a hostile or truncated
 // file fails with a message naming the file instead of exhausting memory.
-
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { dirname } from 'node:path';
 
 export type SafeDType = 'F32' | 'I32' | 'F64' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I16' | 'U16' | 'U32' | 'I64' | 'BOOL';
 
@@ -113,7 +101,7 @@ function bytesOf(data: SafeTypedArray): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-interface EncodedFile {
+export interface EncodedSafetensors {
   /** Length prefix plus padded JSON header. */
   head: Uint8Array;
   /** Tensor bytes in file order, as views on the caller's arrays (no copy). */
@@ -121,11 +109,12 @@ interface EncodedFile {
   byteLength: number;
 }
 
-function encodeParts(
+/** Validates and lays out a file without copying tensor data (the file writer streams the chunks). */
+export function encodeSafetensorsParts(
   tensors: Record<string, NamedArray> | Map<string, NamedArray>,
   metadata: Record<string, string> | undefined,
   source: string,
-): EncodedFile {
+): EncodedSafetensors {
   assertLittleEndian(source);
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
@@ -178,7 +167,7 @@ export function encodeSafetensors(
   tensors: Record<string, NamedArray> | Map<string, NamedArray>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const { head, chunks, byteLength } = encodeParts(tensors, metadata, 'encodeSafetensors');
+  const { head, chunks, byteLength } = encodeSafetensorsParts(tensors, metadata, 'encodeSafetensors');
   const out = new Uint8Array(byteLength);
   out.set(head);
   let position = head.length;
@@ -192,7 +181,8 @@ export function encodeSafetensors(
 // ---------------------------------------------------------------------------------------------
 // Header validation
 
-function headerLengthOf(prefix: Uint8Array, fileSize: number, source: string): number {
+/** The header length from the file's first 8 bytes, checked against the cap and the file size. */
+export function safetensorsHeaderLength(prefix: Uint8Array, fileSize: number, source: string): number {
   if (fileSize < 8) fail(source, `file is ${fileSize} bytes, too short for the 8-byte header length`);
   const length = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (length > BigInt(MAX_HEADER_BYTES)) fail(source, `header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
@@ -278,7 +268,8 @@ function checkCoverage(tensors: Map<string, SafeTensorInfo>, dataLength: number,
   if (cursor < dataLength) fail(source, `trailing bytes: data region bytes [${cursor}, ${dataLength}) after the last tensor belong to no tensor`);
 }
 
-function parseHeader(headerBytes: Uint8Array, dataStart: number, dataLength: number, source: string): SafetensorsHeader {
+/** Validates a header's JSON bytes against the data region that follows it. */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataStart: number, dataLength: number, source: string): SafetensorsHeader {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
@@ -314,9 +305,9 @@ export function decodeSafetensors(
   source = '<buffer>',
 ): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
   assertLittleEndian(source);
-  const headerLength = headerLengthOf(bytes, bytes.length, source);
+  const headerLength = safetensorsHeaderLength(bytes, bytes.length, source);
   const dataStart = 8 + headerLength;
-  const header = parseHeader(bytes.subarray(8, dataStart), dataStart, bytes.length - dataStart, source);
+  const header = parseSafetensorsHeader(bytes.subarray(8, dataStart), dataStart, bytes.length - dataStart, source);
 
   const tensors = new Map<string, NamedArray>();
   for (const [name, { dtype, shape, dataOffsets: [begin, end] }] of header.tensors) {
@@ -326,113 +317,4 @@ export function decodeSafetensors(
     tensors.set(name, { dtype, shape, data });
   }
   return { tensors, metadata: header.metadata };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files
-
-// Node caps one read/write call below 2 GiB; stay well under it.
-const IO_CHUNK = 1 << 30;
-
-function withPath(path: string, err: unknown): Error {
-  if (err instanceof Error && err.message.startsWith(`${path}: `)) return err;
-  return new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-}
-
-function readExactly(fd: number, target: Uint8Array, position: number, path: string): void {
-  let done = 0;
-  while (done < target.length) {
-    const n = readSync(fd, target, done, Math.min(target.length - done, IO_CHUNK), position + done);
-    if (n === 0) fail(path, `file ended early at byte ${position + done} (was it truncated while being read?)`);
-    done += n;
-  }
-}
-
-function withFile<T>(path: string, use: (fd: number, size: number) => T): T {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw withPath(path, err);
-  }
-  try {
-    return use(fd, fstatSync(fd).size);
-  } catch (err) {
-    throw withPath(path, err);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Reads and validates only the header: lists tensors without touching their data. */
-export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  return withFile(path, (fd, size) => {
-    const prefix = new Uint8Array(8);
-    if (size >= 8) readExactly(fd, prefix, 0, path);
-    const headerLength = headerLengthOf(prefix, size, path);
-    const headerBytes = new Uint8Array(headerLength);
-    readExactly(fd, headerBytes, 8, path);
-    return parseHeader(headerBytes, 8 + headerLength, size - 8 - headerLength, path);
-  });
-}
-
-/** Reads a whole safetensors file (up to 2 GiB) and decodes it. */
-export function loadSafetensors(path: string): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
-  const bytes = withFile(path, (fd, size) => {
-    if (size > MAX_LOAD_BYTES) {
-      fail(path, `file is ${size} bytes, larger than the 2 GiB loadSafetensors reads at once; use readSafetensorsHeader to inspect it`);
-    }
-    const all = new Uint8Array(size);
-    readExactly(fd, all, 0, path);
-    return all;
-  });
-  return decodeSafetensors(bytes, path);
-}
-
-function writeAll(fd: number, chunk: Uint8Array): void {
-  let done = 0;
-  while (done < chunk.length) done += writeSync(fd, chunk, done, Math.min(chunk.length - done, IO_CHUNK));
-}
-
-/**
- * Writes a checkpoint atomically: the bytes go to a temp file in the same directory, which is
- * fsynced and then renamed over `path`, so `path` always holds either the old or the new file.
- * Validation happens before any file is created; on failure the temp file is removed.
- */
-export function saveSafetensors(
-  path: string,
-  tensors: Record<string, NamedArray> | Map<string, NamedArray>,
-  metadata?: Record<string, string>,
-): void {
-  const { head, chunks } = encodeParts(tensors, metadata, path);
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(temp, 'wx', 0o644);
-    writeAll(fd, head);
-    for (const chunk of chunks) writeAll(fd, chunk);
-    // Data must be durable before the rename publishes it, or a crash could leave an empty target.
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(temp, path);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
-    throw withPath(path, err);
-  }
-  syncDirectory(dirname(path));
-}
-
-// Makes the rename itself durable. Best effort: some platforms (Windows) cannot open or fsync a directory.
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // The new file is already in place; only durability across power loss is weaker.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

@@ -19,7 +19,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type NamedArray } from '../io/safetensors.js';
+import type { NamedArray } from '../io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../io/safetensors_file.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';

@@ -1,11 +1,2 @@
 export { LossLog, type LossLogOptions } from './loss-log.js';
-export { ProgressBar, formatDuration, type ProgressOptions, type ProgressInfo, type ProgressStream } from './progress.js';
-export {
-  saveCheckpoint,
-  loadCheckpoint,
-  findLatestCheckpoint,
-  MODEL_FILE,
-  STATE_FILE,
-  type CheckpointContents,
-  type LoadCheckpointOptions,
-} from './checkpoint.js';
+export { ProgressBar, consoleStream, formatDuration, type ProgressOptions, type ProgressInfo, type ProgressStream } from './progress.js';

@@ -2,6 +2,8 @@
  * A training progress line: steps done, steps/s, the latest loss and the time left. On a terminal
  * it redraws one line in place (at most 10 times a second); elsewhere (CI logs) it prints a plain
  * line every 10% of the run or every 30 s, whichever comes first, and always at the end.
+ * Without a `stream` it writes to process.stderr in Node and to the console in a browser; any
+ * `{ write(text) }` object (a callback) can take the lines instead, e.g. to update a page.
  */
 
 export interface ProgressStream {
@@ -12,7 +14,7 @@ export interface ProgressStream {
 export interface ProgressOptions {
   /** Printed first on every line. */
   label?: string;
-  /** Where to write (default process.stderr). */
+  /** Where to write (default: process.stderr in Node, else the console). */
   stream?: ProgressStream;
   /** Redraw in place; default: whether the stream is a terminal. */
   tty?: boolean;
@@ -33,6 +35,19 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Plain lines on the console, for hosts without process.stderr (browsers, workers). */
+export const consoleStream: ProgressStream = {
+  write: (text: string) => {
+    const line = text.replace(/\n$/, '');
+    if (line !== '') console.log(line);
+  },
+};
+
+function defaultStream(): ProgressStream {
+  const proc = (globalThis as { process?: { stderr?: ProgressStream } }).process;
+  return proc?.stderr && typeof proc.stderr.write === 'function' ? proc.stderr : consoleStream;
 }
 
 function formatValue(v: number): string {
@@ -58,7 +73,7 @@ export class ProgressBar {
     private readonly opts: ProgressOptions = {},
   ) {
     if (!Number.isInteger(total) || total < 1) throw new Error(`ProgressBar: total must be a positive integer, got ${total}`);
-    this.stream = opts.stream ?? process.stderr;
+    this.stream = opts.stream ?? defaultStream();
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);
     this.now = opts.now ?? (() => performance.now());
     this.start = this.now();

@@ -1,11 +1,8 @@
-export { DataFileError, findDataFile, loadIdxImages, loadIdxLabels, loadMnist, readMaybeGzipped } from './mnist.js';
+// Browser-safe data helpers; the file loaders (MNIST IDX, USPS, digits folders) are in ../node.ts.
 export type { DigitImages, Split } from './mnist.js';
-export { USPS_SIDE, loadEslDigits, loadLibsvm, loadUsps, loadUspsLibsvm } from './usps.js';
-export type { LibsvmData, LibsvmOptions } from './usps.js';
 export { apportion, classSubset, gatherRows, stratifiedSplit, subsample, testCount } from './split.js';
 export type { IndexSplit, SubsampleOptions } from './split.js';
 export { padImages, resizeImages, toSigned, toUnit } from './preprocess.js';
 export type { ResizeMode } from './preprocess.js';
 export { createRng, permutation, shuffleInPlace } from './prng.js';
 export type { Rng } from './prng.js';
-export * from './digits.js';

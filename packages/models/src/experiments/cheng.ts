@@ -35,7 +35,8 @@
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { deriveSeed, loadCheckpoint, saveCheckpoint } from '@transfuse/core';
+import { deriveSeed } from '@transfuse/core';
+import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
 import { loadDigits, prepareDigits } from '../data/digits.js';
 import { createRng, type Rng } from '../data/prng.js';
 import { ConditionEncoder, MlpScoreNet, type MlpScoreNetConfig } from '../diffusion/mlp.js';

@@ -6,13 +6,14 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { deriveSeed, loadCheckpoint, MODEL_FILE, saveCheckpoint } from '@transfuse/core';
+import { deriveSeed } from '@transfuse/core';
+import { loadCheckpoint, MODEL_FILE, saveCheckpoint } from '@transfuse/core/node';
 import { loadDigits, prepareDigits, uspsBenchmarkSplit } from '../data/digits.js';
 import { subsample } from '../data/split.js';
 import { NoiseSchedule } from '../diffusion/schedule.js';
 import { sampleImages, trainDiffusion, type ImageSet } from '../diffusion/train.js';
 import { UNET_PRESETS, type UNet2D, type UNet2DConfig } from '../diffusion/unet.js';
-import { savePngGrid } from '../io/png.js';
+import { savePngGrid } from '../io/png_file.js';
 import { lineChartSvg, type Series } from '../io/plot.js';
 import { w1Gpu } from '../metrics/gpu.js';
 import { baselineModel, conditionalTransferModel, unconditionalTransferModel } from '../transfer/diffusion.js';

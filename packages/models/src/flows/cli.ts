@@ -11,10 +11,11 @@
  * test on its 2,188 held-out ones; MNIST uses its own train/test files.
  */
 import { join, resolve } from 'node:path';
-import { deriveSeed, loadCheckpoint, saveCheckpoint } from '@transfuse/core';
+import { deriveSeed } from '@transfuse/core';
+import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
 import { loadDigits, prepareDigits, resolveDataDir, uspsBenchmarkSplit, type DigitDataset } from '../data/digits.js';
 import { readJson, writeJson } from '../experiments/results.js';
-import { savePngGrid } from '../io/png.js';
+import { savePngGrid } from '../io/png_file.js';
 import { Flow, type FlowConfig } from './flow.js';
 import { flowPreset } from './presets.js';
 import { evalBitsPerDim, imageFlowData, sampleFlow, trainFlow, type FlowData } from './train.js';

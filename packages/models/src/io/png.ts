@@ -1,10 +1,8 @@
 /**
- * Minimal PNG writer (8-bit greyscale) and image grids, for sample sheets. Uses node:zlib for
- * deflate; the CRC-32 table is computed once.
+ * Minimal PNG encoder (8-bit greyscale) and image grids, for sample sheets; browser-safe. The
+ * zlib stream is stored (uncompressed) blocks unless the caller passes a compressor (the Node
+ * file writer in png_file.ts passes node:zlib's deflateSync). The CRC-32 table is computed once.
  */
-import { deflateSync } from 'node:zlib';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -26,14 +24,56 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, data.length);
-  out.set(Buffer.from(type, 'latin1'), 4);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
   out.set(data, 8);
   view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
   return out;
 }
 
-/** Encodes greyscale pixels (row-major, 0..255) as a PNG file's bytes. */
-export function encodePng(pixels: Uint8Array, width: number, height: number): Uint8Array {
+export function adler32(bytes: Uint8Array): number {
+  let a = 1;
+  let b = 0;
+  // 5552 is zlib's NMAX: the most bytes before b can overflow 2^32 without a modulo.
+  for (let start = 0; start < bytes.length; start += 5552) {
+    const end = Math.min(bytes.length, start + 5552);
+    for (let i = start; i < end; i++) {
+      a += bytes[i];
+      b += a;
+    }
+    a %= 65521;
+    b %= 65521;
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/** A zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 BTYPE 00): valid everywhere, no compression. */
+export function zlibStore(data: Uint8Array): Uint8Array {
+  const MAX_BLOCK = 65535;
+  const blocks = Math.max(1, Math.ceil(data.length / MAX_BLOCK));
+  const out = new Uint8Array(2 + blocks * 5 + data.length + 4);
+  out[0] = 0x78; // deflate, 32 KiB window
+  out[1] = 0x01; // no dictionary, fastest level; (0x78 * 256 + 0x01) % 31 == 0
+  let o = 2;
+  for (let k = 0; k < blocks; k++) {
+    const start = k * MAX_BLOCK;
+    const len = Math.min(MAX_BLOCK, data.length - start);
+    out[o] = k === blocks - 1 ? 1 : 0;
+    out[o + 1] = len & 0xff;
+    out[o + 2] = len >>> 8;
+    out[o + 3] = ~len & 0xff;
+    out[o + 4] = (~len >>> 8) & 0xff;
+    out.set(data.subarray(start, start + len), o + 5);
+    o += 5 + len;
+  }
+  new DataView(out.buffer).setUint32(o, adler32(data));
+  return out;
+}
+
+/**
+ * Encodes greyscale pixels (row-major, 0..255) as a PNG file's bytes. `zlib` turns the filtered
+ * rows into a zlib stream (default: stored blocks, which any PNG reader accepts).
+ */
+export function encodePng(pixels: Uint8Array, width: number, height: number, zlib: (raw: Uint8Array) => Uint8Array = zlibStore): Uint8Array {
   if (pixels.length !== width * height) throw new Error(`encodePng: ${pixels.length} pixels do not fill ${width}x${height}`);
   const header = new Uint8Array(13);
   const hv = new DataView(header.buffer);
@@ -43,8 +83,14 @@ export function encodePng(pixels: Uint8Array, width: number, height: number): Ui
   const raw = new Uint8Array(height * (width + 1));
   for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
   const signature = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  const parts = [signature, chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))];
-  return Buffer.concat(parts);
+  const parts = [signature, chunk('IHDR', header), chunk('IDAT', zlib(raw)), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /**
@@ -70,13 +116,4 @@ export function imageGrid(images: Float32Array, n: number, h: number, w: number,
     }
   }
   return { pixels, width, height };
-}
-
-/** Writes a PNG grid of images atomically (temp file + rename). */
-export function savePngGrid(path: string, images: Float32Array, n: number, h: number, w: number, cols: number, range?: [number, number]): void {
-  const g = imageGrid(images, n, h, w, cols, range);
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, encodePng(g.pixels, g.width, g.height));
-  renameSync(tmp, path);
 }

@@ -4,16 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadIdxImages, loadIdxLabels, loadLibsvm, loadMnist, loadUsps, loadUspsLibsvm } from '../src/node.js';
 import {
   apportion,
   classSubset,
   gatherRows,
-  loadIdxImages,
-  loadIdxLabels,
-  loadLibsvm,
-  loadMnist,
-  loadUsps,
-  loadUspsLibsvm,
   padImages,
   resizeImages,
   stratifiedSplit,

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { Adam, AvgPool2d, Conv2d, Flatten, Linear, ReLU, Sequential, crossEntropy, tensor } from '@transfuse/core';
-import { loadMnist, permutation } from '../src/data/index.js';
+import { permutation } from '../src/data/index.js';
+import { loadMnist } from '../src/node.js';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });

@@ -11,17 +11,13 @@ import {
   crc32,
   encodePng,
   NoiseSchedule,
-  prepareDigits,
-  MNIST_USPS_PRESETS,
-  runExperiment,
-  runMnistUsps,
   trainDiffusion,
   UNet2D,
   UNET_PRESETS,
   unconditionalTransferModel,
-  loadDigits,
   type ImageSet,
 } from '@transfuse/models';
+import { loadDigits, MNIST_USPS_PRESETS, prepareDigits, runExperiment, runMnistUsps } from '@transfuse/models/node';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });

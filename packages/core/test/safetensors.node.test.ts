@@ -18,15 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  decodeSafetensors,
-  encodeSafetensors,
-  loadSafetensors,
-  readSafetensorsHeader,
-  saveSafetensors,
-  type NamedArray,
-  type SafeTypedArray,
-} from '../src/io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, type NamedArray, type SafeTypedArray } from '../src/io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../src/io/safetensors_file.js';
 
 let dir: string;
 beforeAll(() => {
@@ -370,13 +363,15 @@ describe('atomic save', () => {
     const previous = old();
     saveSafetensors(path, previous, { step: '1' });
 
-    // The child cannot import TypeScript: transpile this module (it has no relative imports) to plain ESM.
-    const sourcePath = fileURLToPath(new URL('../src/io/safetensors.ts', import.meta.url));
-    const js = ts.transpileModule(readFileSync(sourcePath, 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    }).outputText;
-    const modulePath = join(dir, 'safetensors-child.mjs');
-    writeFileSync(modulePath, js);
+    // The child cannot import TypeScript: transpile the codec and the file writer (which imports only the codec) to plain ESM.
+    for (const name of ['safetensors', 'safetensors_file']) {
+      const sourcePath = fileURLToPath(new URL(`../src/io/${name}.ts`, import.meta.url));
+      const js = ts.transpileModule(readFileSync(sourcePath, 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      }).outputText;
+      writeFileSync(join(dir, `${name}.js`), js);
+    }
+    const modulePath = join(dir, 'safetensors_file.js');
     const script = `
       import { saveSafetensors } from ${JSON.stringify(pathToFileURL(modulePath).href)};
       const data = new Float32Array(64 * 1024 * 1024).fill(0.5); // 256 MiB: long enough to kill mid-write

@@ -14,20 +14,14 @@ import {
   Flatten,
   GroupNorm,
   Linear,
-  MODEL_FILE,
   SGD,
-  STATE_FILE,
   Sequential,
   SiLU,
   crossEntropy,
-  findLatestCheckpoint,
-  loadCheckpoint,
-  loadSafetensors,
-  saveCheckpoint,
-  saveSafetensors,
   tensor,
   type Tensor,
 } from '@transfuse/core';
+import { MODEL_FILE, STATE_FILE, findLatestCheckpoint, loadCheckpoint, loadSafetensors, saveCheckpoint, saveSafetensors } from '@transfuse/core/node';
 import { useGpu, values } from './helpers.js';
 
 useGpu();

@@ -1,0 +1,19 @@
+/**
+ * @transfuse/core/node: the Node-only parts (files). Safetensors files and training checkpoint
+ * folders; the byte codec (encodeSafetensors/decodeSafetensors) is in the main entry.
+ *
+ *   import { init } from '@transfuse/core';
+ *   import { saveCheckpoint } from '@transfuse/core/node';
+ */
+import './node_main.js';
+
+export { readSafetensorsHeader, loadSafetensors, saveSafetensors } from './io/safetensors_file.js';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  findLatestCheckpoint,
+  MODEL_FILE,
+  STATE_FILE,
+  type CheckpointContents,
+  type LoadCheckpointOptions,
+} from './train/checkpoint.js';

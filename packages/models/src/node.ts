@@ -1,0 +1,11 @@
+/**
+ * @transfuse/models/node: the Node-only parts: loading MNIST/USPS files, the experiments and
+ * their result files, and writing PNG sample sheets.
+ */
+export { DataFileError, findDataFile, loadIdxImages, loadIdxLabels, loadMnist, readMaybeGzipped } from './data/mnist.js';
+export { USPS_SIDE, loadEslDigits, loadLibsvm, loadUsps, loadUspsLibsvm } from './data/usps.js';
+export type { LibsvmData, LibsvmOptions } from './data/usps.js';
+export * from './data/digits.js';
+export * from './experiments/index.js';
+export * from './experiments/results.js';
+export { savePngGrid } from './io/png_file.js';
