@@ -32,7 +32,13 @@ describe('unary ops against float64 references', () => {
     expectClose(await values(T.pow(x, 3)), [-8, -3.375, 0, 3.375, 8], DEFAULT_TOL, 'x^3');
     expectClose(await values(T.pow(x, 0)), [1, 1, 1, 1, 1], DEFAULT_TOL, 'x^0');
     const half = await values(T.pow(x, 0.5));
-    expect(Number.isNaN(half[0]) && Number.isNaN(half[1])).toBe(true);
+    expect(Array.from(half.slice(0, 2), Number.isNaN), 'a negative base to a non-integer power is NaN').toEqual([true, true]);
+    expectClose(half.slice(2), [0, Math.sqrt(1.5), Math.SQRT2], DEFAULT_TOL, 'x^0.5 of non-negative bases');
+    const neg = await values(T.pow(x, -1.5));
+    expect(Array.from(neg.slice(0, 2), Number.isNaN), 'a negative base to a negative non-integer power is NaN').toEqual([true, true]);
+    const y = await values(T.pow(tensor([-2, -2, -0.5]), tensor([2.5, -3, 3])));
+    expect(Number.isNaN(y[0]), 'tensor exponent: (-2)^2.5 is NaN').toBe(true);
+    expectClose(y.slice(1), [-0.125, -0.125], DEFAULT_TOL, 'tensor exponent: odd integer powers keep the sign');
   });
 
   test('sigmoid, silu and tanh saturate without NaN', async () => {

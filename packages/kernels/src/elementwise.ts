@@ -96,12 +96,15 @@ fn erf_(x: T) -> T {
   return s * (T(1.0) - poly * exp(-a * a));
 }
 fn sig_(x: T) -> T { return T(1.0) / (T(1.0) + exp(-x)); }
+// A quiet NaN made at run time: a NaN constant is a shader-creation error in WGSL.
+var<private> nanBits_: u32 = 0x7fc00000u;
 fn pow_(x: T, p: T) -> T {
-  // WGSL's pow is undefined for x < 0: handle integer exponents of negative bases by parity.
+  // WGSL's pow and log2 are undefined for x < 0 (drivers differ), so negative bases follow
+  // JavaScript and PyTorch explicitly: integer exponents by parity, any other exponent is NaN.
   let r = exp2(p * log2(abs(x)));
   let isInt = floor(p) == p;
   let odd = isInt & (abs(p - T(2.0) * floor(p * T(0.5))) == T(1.0));
-  let negative = select(exp2(p * log2(x)), select(r, -r, odd), isInt);
+  let negative = select(T(bitcast<f32>(nanBits_)), select(r, -r, odd), isInt);
   return select(select(r, negative, x < T(0.0)), T(1.0), p == T(0.0));
 }
 `;
