@@ -1,3 +1,6 @@
+// The GPU* types a consumer sees come with the package; @webgpu/types needs the DOM library.
+/// <reference lib="dom" preserve="true" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * @transfuse/core/node: the Node-only parts (files). Safetensors files and training checkpoint
  * folders; the byte codec (encodeSafetensors/decodeSafetensors) is in the main entry.

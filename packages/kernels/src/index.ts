@@ -1,3 +1,6 @@
+// The GPU* types a consumer sees come with the package; @webgpu/types needs the DOM library.
+/// <reference lib="dom" preserve="true" />
+/// <reference types="@webgpu/types" preserve="true" />
 export * from './registry.js';
 export * from './elementwise.js';
 export * from './reduce.js';
