@@ -41,6 +41,11 @@ export const NO_ADAPTER_HELP = `How to get a WebGPU adapter:
   - Any machine: set TRANSFUSE_LAVAPIPE_ICD to an lvp_icd.json, or TRANSFUSE_BACKEND to
     vulkan|lavapipe|opengl to force one path.`;
 
+export const BROWSER_ADAPTER_HELP = `In a browser: Chrome, Edge and Chromium 113+ have WebGPU; on Linux, and
+    headless, start Chromium with --enable-unsafe-webgpu (with no GPU it then runs on SwiftShader,
+    e.g. chromium --headless=new --no-sandbox --enable-unsafe-webgpu), and serve the page over
+    http://localhost or https (navigator.gpu exists only in secure contexts).`;
+
 export interface Attempt {
   label: string;
   outcome: string;
@@ -79,10 +84,10 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   if (!isNode || requested === 'browser') {
     if (nav?.gpu) {
       const adapter = await nav.gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-      tried.push({ label: 'navigator.gpu', outcome: adapter ? 'found' : 'no adapter' });
+      tried.push({ label: 'navigator.gpu', outcome: adapter ? 'found' : `no adapter. ${BROWSER_ADAPTER_HELP}` });
       if (adapter) found = { gpu: nav.gpu, adapter, label: 'navigator.gpu', compatibility: false };
     } else {
-      tried.push({ label: 'navigator.gpu', outcome: 'absent (WebGPU is not enabled in this browser)' });
+      tried.push({ label: 'navigator.gpu', outcome: `absent (WebGPU is not enabled in this browser). ${BROWSER_ADAPTER_HELP}` });
     }
   } else {
     if (!nodeAdapterFinder) {

@@ -16,4 +16,8 @@ describe('adapter selection in Node', () => {
     }
     await expect(acquireDevice({ backend: 'metal' as never })).rejects.toThrow(/Unknown backend 'metal'/);
   });
+
+  test("the 'browser' backend without navigator.gpu says which Chromium flags give one", async () => {
+    await expect(acquireDevice({ backend: 'browser' })).rejects.toThrow(/navigator\.gpu: absent[\s\S]*--enable-unsafe-webgpu/);
+  });
 });
