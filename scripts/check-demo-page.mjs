@@ -1,4 +1,4 @@
-// Opens the demo page in headless Chromium (Debian's, through playwright-core, with a fresh
+// Opens the import-map example and then the demo page in headless Chromium (Debian's, through playwright-core, with a fresh
 // user data dir), waits for the fine-tuning run to finish, and checks that the held-out loss
 // fell, that the class embedding stayed frozen, and that both sample canvases hold non-blank
 // digits. Saves a screenshot to results/demo-page/. Run from the checkout after `tsc -b`.
@@ -17,7 +17,7 @@ mkdirSync(out, { recursive: true });
 execFileSync('npx', ['tsc', '-p', 'demo-page'], { stdio: 'inherit' }); // esbuild strips types without checking them
 await import('../demo-page/build.mjs');
 const server = await serveDemoPage(0);
-const url = `http://localhost:${server.address().port}/${process.env.DEMO_PAGE_QUERY ?? ''}`;
+const origin = `http://localhost:${server.address().port}`;
 const profile = mkdtempSync(join(tmpdir(), 'transfuse-chromium-'));
 const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true, viewport: { width: 1100, height: 1000 } });
 const failures = [];
@@ -25,8 +25,16 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => console.log(`[page] ${m.text()}`));
   page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
+  // Without a bundler: the import map in importmap.html loads the packages' dist/ as they are.
+  await page.goto(`${origin}/demo-page/importmap.html`);
+  await page.waitForFunction(() => window.result, null, { timeout: 120_000 });
+  const imported = await page.evaluate(() => window.result);
+  if (imported.error || JSON.stringify(imported.matmul) !== '[[-1],[-1]]' || JSON.stringify(imported.unetShape) !== '[2,1,8,8]' || !imported.unetFinite) {
+    failures.push(`import-map page: ${JSON.stringify(imported)}`);
+  } else console.log('import-map page: matmul and a U-Net forward ran from the dist/ folders');
+
   const started = Date.now();
-  await page.goto(url);
+  await page.goto(`${origin}/demo-page/${process.env.DEMO_PAGE_QUERY ?? ''}`);
   await page.waitForFunction(() => window.demo && window.demo.state !== 'running', null, { timeout: TIMEOUT_MS, polling: 1000 });
   const seconds = (Date.now() - started) / 1000;
   const demo = await page.evaluate(() => window.demo);
