@@ -1,6 +1,6 @@
 /** The progress line: its figures, in-place redraws on a terminal, sparse plain lines elsewhere. */
-import { describe, expect, test } from 'vitest';
-import { ProgressBar, formatDuration } from '@transfuse/core';
+import { describe, expect, test, vi } from 'vitest';
+import { ProgressBar, consoleStream, formatDuration } from '@transfuse/core';
 
 function capture(isTTY: boolean) {
   const chunks: string[] = [];
@@ -60,5 +60,30 @@ describe('ProgressBar', () => {
   test('durations and bad totals', () => {
     expect([5, 65, 3725, Infinity].map(formatDuration)).toEqual(['5s', '1m05s', '1h02m', '?']);
     expect(() => new ProgressBar(0)).toThrow(/ProgressBar: total must be a positive integer, got 0/);
+  });
+
+  test('without a stream: process.stderr where Node has one, else plain console lines', () => {
+    const stderr = (globalThis as { process?: { stderr?: { write?: unknown } } }).process?.stderr;
+    const target = typeof stderr?.write === 'function' ? vi.spyOn(stderr as { write: (s: string) => boolean }, 'write').mockReturnValue(true) : vi.spyOn(console, 'log').mockReturnValue();
+    try {
+      const bar = new ProgressBar(2, { label: 'fallback', tty: false });
+      bar.update(2);
+      bar.done();
+      expect(target).toHaveBeenCalledTimes(1);
+      expect(String(target.mock.calls[0][0])).toMatch(/^fallback 2\/2 \[#+\] 100%/);
+    } finally {
+      target.mockRestore();
+    }
+  });
+
+  test('consoleStream prints each line once, without the trailing newline', () => {
+    const log = vi.spyOn(console, 'log').mockReturnValue();
+    try {
+      consoleStream.write('a line\n');
+      consoleStream.write('\n');
+      expect(log.mock.calls).toEqual([['a line']]);
+    } finally {
+      log.mockRestore();
+    }
   });
 });
