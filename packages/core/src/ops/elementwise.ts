@@ -4,7 +4,7 @@ import { record } from '../autograd.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
-import { sumTo } from './reduce.js';
+import { sumTo } from './sum.js';
 import { empty, expectTensors, run1d } from './util.js';
 
 /** Runs a unary kernel (no autograd). */

@@ -4,7 +4,8 @@
  * dispatch (packages/kernels/src/optim.ts), in place; parameters that are frozen
  * (requiresGrad = false) or have no gradient are skipped and get no state.
  */
-import { keep, noGrad } from '../autograd.js';
+import { noGrad } from '../autograd.js';
+import { keep } from '../scope.js';
 import { runtime } from '../engine.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
