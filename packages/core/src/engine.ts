@@ -2,7 +2,8 @@
  * The process-wide runtime. `await init()` once (idempotent); every op then runs on that device.
  */
 import { acquireDevice, type DeviceOptions } from './device.js';
-import { Runtime, type PoolStats } from './runtime.js';
+import type { PoolStats } from './runtime/pool.js';
+import { Runtime } from './runtime/runtime.js';
 
 let current: Runtime | null = null;
 let pending: Promise<Runtime> | null = null;

@@ -6,7 +6,7 @@
  */
 import type { GradNode } from './autograd.js';
 import { runtime, tensorCounter } from './engine.js';
-import type { Storage } from './runtime.js';
+import type { Storage } from './runtime/pool.js';
 import { track } from './scope.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
 
