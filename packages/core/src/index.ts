@@ -8,7 +8,7 @@ export { Tensor, type DType, type NestedArray } from './tensor.js';
 import './tensor-methods.js';
 export * from './ops/index.js';
 export type { RowMode } from '@transfuse/kernels';
-export { init, runtime, shutdown, memory, type MemoryInfo } from './engine.js';
+export { init, runtime, shutdown, memory, type MemoryInfo } from './runtime/current.js';
 export { acquireDevice, NO_ADAPTER_HELP, type BackendName, type DeviceOptions, type AcquiredDevice } from './device.js';
 export { Runtime } from './runtime/runtime.js';
 export { BufferPool, Storage, sizeClass, type PoolStats } from './runtime/pool.js';

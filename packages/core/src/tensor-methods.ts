@@ -61,7 +61,8 @@ const methods = {
   unsqueeze(this: Tensor, axis: number): Tensor { return ops.unsqueeze(this, axis); },
   indexSelect(this: Tensor, axis: number, index: Tensor): Tensor { return ops.indexSelect(this, axis, index); },
   cast(this: Tensor, dtype: DType): Tensor { return ops.cast(this, dtype); },
-  contiguousCopy(this: Tensor): Tensor { return ops.copy(this); },
+  /** A copy with its own storage; gradients flow through it (PyTorch's clone). */
+  clone(this: Tensor): Tensor { return ops.copy(this); },
 };
 
 type TensorMethods = typeof methods;

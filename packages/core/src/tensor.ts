@@ -5,7 +5,7 @@
  * attached in tensor-methods.ts, so that the ops can import Tensor without a cycle.
  */
 import type { GradNode } from './autograd.js';
-import { runtime, tensorCounter } from './engine.js';
+import { runtime, tensorCounter } from './runtime/current.js';
 import type { Storage } from './runtime/pool.js';
 import { track } from './scope.js';
 import { fmt, sizeOf, type Shape } from './shape.js';

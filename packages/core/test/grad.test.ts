@@ -284,6 +284,15 @@ describe('autograd semantics', () => {
     }
   });
 
+  test('clone copies into its own storage and passes the gradient through', async () => {
+    const x = tensor([1.5, -2, 0.25]).requireGrad();
+    const c = x.clone();
+    T.sum(T.mul(c, tensor([3, 5, 7]))).backward();
+    expectClose(await values(x.grad!), [3, 5, 7], { rtol: 0, atol: 0 }, 'd clone');
+    x.dispose();
+    expectClose(await values(c), [1.5, -2, 0.25], { rtol: 0, atol: 0 }, 'clone outlives its source');
+  });
+
   test('intermediate tensors may be disposed before backward', async () => {
     const x = tensor([0.5, -1]).requireGrad();
     const h = T.tanh(x);

@@ -17,7 +17,7 @@ import {
   type Kernel,
 } from '@transfuse/kernels';
 import { record } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { reshape } from './layout.js';

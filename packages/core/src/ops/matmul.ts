@@ -17,7 +17,7 @@ import {
   type MatmulVariant,
 } from '@transfuse/kernels';
 import { isGradEnabled, record } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { mapBinary, mapUnary } from './elementwise.js';

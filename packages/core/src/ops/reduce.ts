@@ -2,7 +2,7 @@
 import { softmaxBackwardKernel, softmaxKernel, type RowMode } from '@transfuse/kernels';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { fmt, normAxes, normAxis, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, div, exp, log, mul, sub, eq } from './elementwise.js';

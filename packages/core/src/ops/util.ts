@@ -1,6 +1,6 @@
 /** Helpers every op file uses: allocation of outputs, input checks, dispatch grids. */
 import { grid, ROW_WORKGROUP, type Kernel, type Params, type RowMode } from '@transfuse/kernels';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { checkShape, fmt, sizeOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 
