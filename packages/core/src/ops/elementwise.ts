@@ -5,7 +5,7 @@ import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './sum.js';
-import { empty, expectTensors, run1d } from './util.js';
+import { empty, expectTensors, pack, run1d } from './util.js';
 
 /** Runs a unary kernel (no autograd). */
 export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = op): Tensor {
@@ -16,19 +16,13 @@ export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = 
   return y;
 }
 
-function packDims(v: number[]): number[] {
-  const out = new Array<number>(MAX_RANK).fill(0);
-  v.forEach((x, i) => (out[i] = x));
-  return out;
-}
-
 /** Broadcast strides of each operand over `shape`, merged to the smallest rank. */
 function broadcastLayout(op: string, shape: number[], operands: Tensor[]) {
   const c = collapse(shape, operands.map((t) => broadcastStrides(t.shape, shape)));
   if (c.shape.length > MAX_RANK) throw new Error(`${op}: broadcasting over ${c.shape.length} axes ${fmt(shape)}; at most ${MAX_RANK} are supported`);
   // Everything of size 1 collapses to rank 0: walk it as one axis.
-  if (c.shape.length === 0) return { rank: 1, shape: packDims([1]), strides: operands.map(() => packDims([0])) };
-  return { rank: c.shape.length, shape: packDims(c.shape), strides: c.strides.map(packDims) };
+  if (c.shape.length === 0) return { rank: 1, shape: pack([1]), strides: operands.map(() => pack([0])) };
+  return { rank: c.shape.length, shape: pack(c.shape), strides: c.strides.map(pack) };
 }
 
 /** Runs a binary kernel with broadcasting (no autograd). */
@@ -192,11 +186,7 @@ function checkScalar(op: string, v: number): void {
 }
 
 export function add(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('add', b);
-    return unaryOp('addScalar', a, b, 0, 'add');
-  }
-  return binaryOp('add', a, b);
+  return typeof b === 'number' ? unaryOp('addScalar', a, b, 0, 'add') : binaryOp('add', a, b);
 }
 
 export function sub(a: Tensor, b: Tensor | number): Tensor {
@@ -210,11 +200,7 @@ export function rsub(a: Tensor, b: number): Tensor {
 }
 
 export function mul(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('mul', b);
-    return unaryOp('mulScalar', a, b, 0, 'mul');
-  }
-  return binaryOp('mul', a, b);
+  return typeof b === 'number' ? unaryOp('mulScalar', a, b, 0, 'mul') : binaryOp('mul', a, b);
 }
 
 export function div(a: Tensor, b: Tensor | number): Tensor {
@@ -227,33 +213,21 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
 
 /** a ** b. For a negative base, integer exponents follow the sign rule; others give NaN. */
 export function pow(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('pow', b);
-    return unaryOp('powScalar', a, b, 0, 'pow');
-  }
-  return binaryOp('pow', a, b);
+  return typeof b === 'number' ? unaryOp('powScalar', a, b, 0, 'pow') : binaryOp('pow', a, b);
 }
 
-// The scalar forms reuse the clamp row with a one-sided mask as their rule.
+// With a number b: the clamp row with one open bound, and the one-sided mask as the rule.
 const MAXIMUM_SCALAR: UnaryRule = { saves: 'x', grad: (g, x, _y, b) => mapBinary('mul', g, mapUnary('geScalar', x, b)) };
 const MINIMUM_SCALAR: UnaryRule = { saves: 'x', grad: (g, x, _y, _lo, b) => mapBinary('mul', g, mapUnary('leScalar', x, b)) };
 
 /** Elementwise max; at ties the gradient goes to `a`. */
 export function maximum(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('maximum', b);
-    return unaryOp('clamp', a, b, Infinity, 'maximum', MAXIMUM_SCALAR);
-  }
-  return binaryOp('maximum', a, b);
+  return typeof b === 'number' ? unaryOp('clamp', a, b, Infinity, 'maximum', MAXIMUM_SCALAR) : binaryOp('maximum', a, b);
 }
 
 /** Elementwise min; at ties the gradient goes to `a`. */
 export function minimum(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('minimum', b);
-    return unaryOp('clamp', a, -Infinity, b, 'minimum', MINIMUM_SCALAR);
-  }
-  return binaryOp('minimum', a, b);
+  return typeof b === 'number' ? unaryOp('clamp', a, -Infinity, b, 'minimum', MINIMUM_SCALAR) : binaryOp('minimum', a, b);
 }
 
 // ---- comparisons: float32 0/1 results, no gradient ----

@@ -16,13 +16,7 @@ import { keep } from '../scope.js';
 import { collapse, fmt, normAxes, normAxis, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 import { zeros } from './creation.js';
-import { empty, expectTensors, run1d } from './util.js';
-
-function pack(v: number[]): number[] {
-  const out = new Array<number>(MAX_RANK).fill(0);
-  v.forEach((x, i) => (out[i] = x));
-  return out;
-}
+import { empty, expectTensors, pack, run1d } from './util.js';
 
 /** The smallest set of axes that walks `shape` with `strides` (at least one axis). */
 function walkable(shape: Shape, strides: number[], op: string): { shape: number[]; strides: number[] } {
