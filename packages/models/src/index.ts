@@ -8,5 +8,6 @@ export * from './diffusion/index.js';
 export * from './flows/index.js';
 export * from './transfer/diffusion.js';
 export * from './transfer/multisource.js';
+export * from './transfer/flows.js';
 export * from './io/png.js';
 export * from './io/plot.js';

@@ -8,4 +8,5 @@ export type { LibsvmData, LibsvmOptions } from './data/usps.js';
 export * from './data/digits.js';
 export * from './experiments/index.js';
 export * from './experiments/results.js';
+export * from './io/files.js';
 export { savePngGrid } from './io/png_file.js';

@@ -1,6 +1,8 @@
 // Browser-safe data helpers; the file loaders (MNIST IDX, USPS, digits folders) are in ../node.ts.
 export type { DigitImages, Split } from './mnist.js';
-export { apportion, classSubset, gatherRows, stratifiedSplit, subsample, testCount } from './split.js';
+export { apportion, classSubset, stratifiedSplit, subsample, testCount } from './split.js';
+export { epochBatches, gatherRows } from './batches.js';
+export { batches, type ImageSet } from './image-set.js';
 export type { IndexSplit, SubsampleOptions } from './split.js';
 export { padImages, resizeImages, toSigned, toUnit } from './preprocess.js';
 export type { ResizeMode } from './preprocess.js';

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { deriveSeed } from '@transfuse/core';
 import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
 import { loadDigits, prepareDigits, resolveDataDir, uspsBenchmarkSplit, type DigitDataset } from '../data/digits.js';
-import { readJson, writeJson } from '../experiments/results.js';
+import { readJson, writeJson } from '../io/files.js';
 import { savePngGrid } from '../io/png_file.js';
 import { Flow, type FlowConfig } from './flow.js';
 import { flowPreset } from './presets.js';
