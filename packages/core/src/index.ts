@@ -16,3 +16,4 @@ export * from './io/safetensors.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './train/index.js';
+export { checkOptionKeys } from './options.js';
