@@ -273,7 +273,12 @@ export async function saveNumberedCheckpoint(runDir: string, c: CheckpointConten
     .map((name) => ({ name, m: STEP_DIR.exec(name) }))
     .filter((e) => e.m)
     .sort((a, b) => Number(b.m![1]) - Number(a.m![1]));
-  for (const e of numbered.slice(keep)) rmSync(join(runDir, e.name), { recursive: true, force: true });
+  // Renamed out of the way first: a kill while deleting must not leave a half-deleted step-* folder.
+  for (const e of numbered.slice(keep)) {
+    const doomed = join(runDir, `.tmp-old-${randomBytes(6).toString('hex')}`);
+    renameSync(join(runDir, e.name), doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
   return target;
 }
 
