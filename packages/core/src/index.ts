@@ -13,6 +13,7 @@ export { Runtime, BufferPool, Storage, sizeClass, awaitGpu, type PoolStats } fro
 export { noGrad, isGradEnabled, tidy, keep, type BackwardOptions } from './autograd.js';
 export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';
+export { f16BitsToF32, bf16BitsToF32, f32ToF16Bits, safeDTypeOf, floatValues } from './io/half.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './train/index.js';

@@ -6,6 +6,7 @@ import { runBackward, setTensorCheck, track, type BackwardOptions, type GradNode
 import { runtime, tensorCounter } from './engine.js';
 import type { Storage } from './runtime.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
+import { checkOptionKeys } from './options.js';
 import * as ops from './ops/index.js';
 
 /** Element types. float32 for values; int32 for labels and indices (argmax, gather). */
@@ -115,9 +116,23 @@ export class Tensor {
     return (await this.data())[0];
   }
 
-  /** Back-propagates from this tensor into the `.grad` of the leaves that require grad. */
-  backward(opts: BackwardOptions = {}): void {
-    runBackward(this, opts, { onesLike: (t) => ops.onesLike(t), add: (a, b) => ops.add(a, b) });
+  /**
+   * Back-propagates from this tensor into the `.grad` of the leaves that require grad. As in
+   * PyTorch, `y.backward(gy)` takes the output's gradient as a tensor (a one-element gy may have
+   * any one-element shape); `y.backward({ grad, retainGraph })` is the same with options.
+   */
+  backward(gradOrOptions: Tensor | BackwardOptions = {}, options: Omit<BackwardOptions, 'grad'> = {}): void {
+    if (gradOrOptions === null || typeof gradOrOptions !== 'object') {
+      throw new Error(`backward: pass the output's gradient as a Tensor or { grad, retainGraph }, got ${String(gradOrOptions)}`);
+    }
+    const opts: BackwardOptions = gradOrOptions instanceof Tensor ? { ...options, grad: gradOrOptions } : gradOrOptions;
+    checkOptionKeys('backward', opts, ['grad', 'retainGraph']);
+    const reshaped = opts.grad && opts.grad.size === 1 && this.size === 1 && fmt(opts.grad.shape) !== fmt(this.shape) ? ops.reshape(opts.grad, this.shape) : null;
+    try {
+      runBackward(this, reshaped ? { ...opts, grad: reshaped } : opts, { onesLike: (t) => ops.onesLike(t), add: (a, b) => ops.add(a, b) });
+    } finally {
+      reshaped?.dispose();
+    }
   }
 
   toString(): string {
@@ -148,7 +163,7 @@ export class Tensor {
   sigmoid(): Tensor { return ops.sigmoid(this); }
   relu(): Tensor { return ops.relu(this); }
   silu(): Tensor { return ops.silu(this); }
-  gelu(): Tensor { return ops.gelu(this); }
+  gelu(o?: ops.GeluOptions): Tensor { return ops.gelu(this, o); }
   sin(): Tensor { return ops.sin(this); }
   cos(): Tensor { return ops.cos(this); }
   square(): Tensor { return ops.square(this); }

@@ -15,6 +15,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { f32ToF16Bits, safeDTypeOf } from './half.js';
 
 export type SafeDType = 'F32' | 'I32' | 'F64' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I16' | 'U16' | 'U32' | 'I64' | 'BOOL';
 
@@ -140,8 +141,10 @@ function encodeParts(
   for (const [name, tensor] of entries) {
     if (name === '') fail(source, 'tensor names must be non-empty');
     if (name === METADATA_KEY) fail(source, `'${METADATA_KEY}' is reserved and cannot name a tensor`);
-    const { dtype, shape, data } = tensor;
-    if (!isDType(dtype)) fail(source, `tensor '${name}': unknown dtype ${JSON.stringify(dtype)}`);
+    const { shape, data } = tensor;
+    // Names as users write them ('float32', 'torch.float16') are accepted beside the codes.
+    const dtype = isDType(tensor.dtype) ? tensor.dtype : safeDTypeOf(tensor.dtype);
+    if (!dtype) fail(source, `tensor '${name}': unknown dtype ${JSON.stringify(tensor.dtype)} (use a safetensors code such as F32, or a name such as float32)`);
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       fail(source, `tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     }
@@ -394,16 +397,56 @@ function writeAll(fd: number, chunk: Uint8Array): void {
   while (done < chunk.length) done += writeSync(fd, chunk, done, Math.min(chunk.length - done, IO_CHUNK));
 }
 
+/** A tensor whose values are read back asynchronously (a @transfuse/core Tensor, e.g. from model.stateDict()). */
+export interface ReadableTensor {
+  dtype: string;
+  shape: readonly number[];
+  data(): Promise<Float32Array | Int32Array>;
+}
+
+export interface SaveSafetensorsOptions {
+  /** Store every float32 tensor as this dtype: 'F16' (or 'float16') halves the file; default as given. */
+  dtype?: string;
+}
+
+type Entries<T> = Record<string, T> | Map<string, T>;
+
 /**
  * Writes a checkpoint atomically: the bytes go to a temp file in the same directory, which is
  * fsynced and then renamed over `path`, so `path` always holds either the old or the new file.
- * Validation happens before any file is created; on failure the temp file is removed.
+ * Validation happens before any file is created; on failure the temp file is removed. Given GPU
+ * tensors (`model.stateDict()`), it reads them back first and returns a Promise.
  */
+export function saveSafetensors(path: string, tensors: Entries<NamedArray>, metadata?: Record<string, string>, options?: SaveSafetensorsOptions): void;
+export function saveSafetensors(path: string, tensors: Entries<NamedArray | ReadableTensor>, metadata?: Record<string, string>, options?: SaveSafetensorsOptions): Promise<void>;
 export function saveSafetensors(
   path: string,
-  tensors: Record<string, NamedArray> | Map<string, NamedArray>,
+  tensors: Entries<NamedArray | ReadableTensor>,
   metadata?: Record<string, string>,
-): void {
+  options: SaveSafetensorsOptions = {},
+): void | Promise<void> {
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const target = options.dtype === undefined ? undefined : safeDTypeOf(options.dtype) ?? (isDType(options.dtype) ? options.dtype : undefined);
+  if (options.dtype !== undefined && target !== 'F16' && target !== 'F32') fail(path, `saveSafetensors: options.dtype must be F16 or F32, got ${JSON.stringify(options.dtype)}`);
+  const convert = (a: NamedArray): NamedArray => {
+    const dtype = isDType(a.dtype) ? a.dtype : safeDTypeOf(a.dtype);
+    if (target !== 'F16' || dtype !== 'F32') return a;
+    return { dtype: 'F16', shape: a.shape, data: Uint16Array.from(a.data as Float32Array, f32ToF16Bits) };
+  };
+  const isReadable = (e: NamedArray | ReadableTensor): e is ReadableTensor => typeof (e as ReadableTensor).data === 'function';
+  if (entries.some(([, e]) => isReadable(e))) {
+    return (async () => {
+      const arrays = new Map<string, NamedArray>();
+      for (const [name, e] of entries) {
+        arrays.set(name, isReadable(e) ? { dtype: e.dtype as SafeDType, shape: [...e.shape], data: await e.data() } : e);
+      }
+      saveSafetensors(path, arrays, metadata, options);
+    })();
+  }
+  writeFileAtomically(path, new Map(entries.map(([name, e]) => [name, convert(e as NamedArray)])), metadata);
+}
+
+function writeFileAtomically(path: string, tensors: Map<string, NamedArray>, metadata: Record<string, string> | undefined): void {
   const { head, chunks } = encodeParts(tensors, metadata, path);
   const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number | undefined;

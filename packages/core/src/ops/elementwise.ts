@@ -6,6 +6,7 @@ import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './reduce.js';
 import { empty, expectTensors, run1d } from './util.js';
+import { checkOptionKeys } from '../options.js';
 
 /** Runs a unary kernel (no autograd). */
 export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = op): Tensor {
@@ -79,8 +80,19 @@ export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x, (g, _x, y) => mapB
 export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x, (g, _x, y) => mapBinary('sigmoidGrad', y, g), 'y');
 export const relu = (x: Tensor): Tensor => unaryOp('relu', x, (g, x) => mapBinary('reluGrad', x, g), 'x');
 export const silu = (x: Tensor): Tensor => unaryOp('silu', x, (g, x) => mapBinary('siluGrad', x, g), 'x');
-/** GELU with the exact (erf) form, as PyTorch's default. */
-export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x, (g, x) => mapBinary('geluGrad', x, g), 'x');
+export interface GeluOptions {
+  /** 'none' (default): the exact erf form, PyTorch's default; 'tanh': F.gelu(x, approximate='tanh'). */
+  approximate?: 'none' | 'tanh';
+}
+
+/** GELU, exact (erf) form by default as PyTorch's; `{ approximate: 'tanh' }` for the tanh form. */
+export function gelu(x: Tensor, o: GeluOptions = {}): Tensor {
+  checkOptionKeys('gelu', o, ['approximate']);
+  const a = o.approximate ?? 'none';
+  if (a === 'tanh') return unaryOp('geluTanh', x, (g, x) => mapBinary('geluTanhGrad', x, g), 'x');
+  if (a !== 'none') throw new Error(`gelu: approximate must be 'none' or 'tanh', got '${String(a)}'`);
+  return unaryOp('gelu', x, (g, x) => mapBinary('geluGrad', x, g), 'x');
+}
 export const sin = (x: Tensor): Tensor => unaryOp('sin', x, (g, x) => mapBinary('mul', g, mapUnary('cos', x)), 'x');
 export const cos = (x: Tensor): Tensor => unaryOp('cos', x, (g, x) => neg(mapBinary('mul', g, mapUnary('sin', x))), 'x');
 export const square = (x: Tensor): Tensor =>

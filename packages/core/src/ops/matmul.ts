@@ -16,12 +16,12 @@ import {
   type MatmulGeometry,
   type MatmulVariant,
 } from '@transfuse/kernels';
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, noGrad, record, tidy } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { mapBinary, mapUnary } from './elementwise.js';
-import { reshape } from './layout.js';
+import { expand, reshape } from './layout.js';
 import { sum, sumTo } from './reduce.js';
 import { empty, expectTensors } from './util.js';
 
@@ -179,7 +179,7 @@ function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
 
 /**
  * y = act(alpha · op(A)·op(B) + bias) + residual over the last two axes, op = transpose when the
- * flag is set; leading axes broadcast (one operand's whole batch, or equal batches). No autograd.
+ * flag is set; leading axes broadcast as in NumPy. No autograd.
  */
 export function matmulRaw(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const op = opts.op ?? 'matmul';
@@ -207,7 +207,14 @@ export function matmulRaw(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tenso
   const sab = batchStride(a, batchA);
   const sbb = batchStride(b, batchB);
   if (sab < 0 || sbb < 0) {
-    throw new Error(`${op}: partial batch broadcasting ${fmt(a.shape)} · ${fmt(b.shape)} is not supported; expand the operands first`);
+    // Partial broadcasting (e.g. [3,1,17,33] · [5,33,9]) has no single batch stride: copy that
+    // operand out to the full batch shape, then run one product.
+    return noGrad(() =>
+      tidy(() => {
+        const full = (t: Tensor, s: number) => (s < 0 ? expand(t, [...batch, ...t.shape.slice(-2)]) : t);
+        return matmulRaw(full(a, sab), full(b, sbb), opts);
+      }),
+    );
   }
   return gemm({ a, b, transA, transB, M, N, K: ak, batch: sizeOf(batch), sab, sbb, outShape: [...batch, M, N] }, opts, op);
 }
