@@ -370,13 +370,14 @@ describe('atomic save', () => {
     const previous = old();
     saveSafetensors(path, previous, { step: '1' });
 
-    // The child cannot import TypeScript: transpile this module (it has no relative imports) to plain ESM.
-    const sourcePath = fileURLToPath(new URL('../src/io/safetensors.ts', import.meta.url));
-    const js = ts.transpileModule(readFileSync(sourcePath, 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    }).outputText;
+    // The child cannot import TypeScript: transpile this module and its one relative import (half.ts) to plain ESM.
+    const transpile = (name: string) =>
+      ts.transpileModule(readFileSync(fileURLToPath(new URL(`../src/io/${name}.ts`, import.meta.url)), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      }).outputText;
+    writeFileSync(join(dir, 'half.js'), transpile('half'));
     const modulePath = join(dir, 'safetensors-child.mjs');
-    writeFileSync(modulePath, js);
+    writeFileSync(modulePath, transpile('safetensors'));
     const script = `
       import { saveSafetensors } from ${JSON.stringify(pathToFileURL(modulePath).href)};
       const data = new Float32Array(64 * 1024 * 1024).fill(0.5); // 256 MiB: long enough to kill mid-write
