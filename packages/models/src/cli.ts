@@ -105,7 +105,8 @@ async function main(argv: string[]): Promise<void> {
   const v = parseFlags(`${name}${words.length ? ` ${words.join(' ')}` : ''}`, rest, cmd.flags);
   const gpu = async () => {
     await init();
-    log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
+    // In auto mode init() itself says which adapter it chose and why.
+    if (process.env.TRANSFUSE_BACKEND) log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
   };
   await cmd.run(v, { log, gpu, words });
 }

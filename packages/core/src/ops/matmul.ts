@@ -17,6 +17,7 @@ import {
   type MatmulVariant,
 } from '@transfuse/kernels';
 import { isGradEnabled, noGrad, record, tidy } from '../autograd.js';
+import { isSoftwareAdapter } from '../device.js';
 import { runtime } from '../engine.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -60,11 +61,7 @@ interface Gemm {
   outShape: number[];
 }
 
-/** True for CPU implementations of WebGPU (llvmpipe/lavapipe, SwiftShader, Dawn's fallback). */
-export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
-  const text = `${info.architecture} ${info.device} ${info.description}`;
-  return Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
-}
+export { isSoftwareAdapter } from '../device.js';
 
 /** Why the vec4 variant cannot run this product (its loads must stay 16-byte aligned), or null. */
 function vec4Misfit(M: number, N: number, K: number, transA: boolean, transB: boolean): string | null {
