@@ -1,7 +1,8 @@
 /**
  * Training never loses work: a small `flow train` run with a checkpoint after every step is
  * SIGKILLed 20 times (half at random moments, half the instant a save starts writing), resumed
- * each time, and must end bit-identical (weights and Adam moments) to an uninterrupted run; after
+ * each time, and must end bit-identical (weights and Adam moments) to an uninterrupted run (and a
+ * killed diffusion run, EMA included); after
  * every kill each checkpoint folder present must load. SIGINT saves, exits 0, and --resume finishes.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
@@ -137,5 +138,29 @@ describe('checkpoints survive kills', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(existsSync(join(out, MODEL_FILE))).toBe(true);
     expect(checkAllLoadable(out)).toContain(STEPS);
+  });
+
+  test('diffusion train: killed after its first checkpoint and resumed, it ends bit-identical (weights, Adam moments, EMA)', async () => {
+    const args = (out: string) => ['diffusion', 'train', '--data', DATA, '--dataset', 'usps', '--n', '64', '--batch', '8', '--steps', '6', '--ema', '0.9', '--checkpoint-every', '2', '--seed', '3', '--out', out];
+    const reference = join(root, 'diffusion-reference');
+    const r = await runCli(args(reference));
+    expect(r.code, r.stderr).toBe(0);
+    const out = join(root, 'diffusion-killed');
+    const run = startCli(args(out));
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(out, 'checkpoints', 'step-000000002'))) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 5);
+    });
+    run.child.kill('SIGKILL');
+    await run.done;
+    const resumed = await runCli(['diffusion', 'train', '--data', DATA, '--out', out, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const last = join('checkpoints', 'step-000000006');
+    expectBitIdentical(join(reference, last), join(out, last));
+    expect([...tensors(join(out, last)).keys()].some((k) => k.startsWith(`${STATE_FILE}:ema.`))).toBe(true);
   });
 });
