@@ -16,14 +16,15 @@ import {
   type MatmulGeometry,
   type MatmulVariant,
 } from '@transfuse/kernels';
-import { isGradEnabled, noGrad, record, tidy } from '../autograd.js';
+import { isGradEnabled, noGrad, record } from '../autograd.js';
+import { tidy } from '../scope.js';
 import { isSoftwareAdapter } from '../device.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { mapBinary, mapUnary } from './elementwise.js';
-import { expand, reshape } from './layout.js';
-import { sum, sumTo } from './reduce.js';
+import { reshape } from './layout.js';
+import { expand, sum, sumTo } from './sum.js';
 import { empty, expectTensors } from './util.js';
 
 export type { MatmulActivation, MatmulVariant } from '@transfuse/kernels';

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { findLatestCheckpoint, MODEL_FILE } from '@transfuse/core';
-import { readJson, writeJson } from '../experiments/results.js';
+import { readJson, writeJson } from '../io/files.js';
 import { UsageError } from './flags.js';
 
 export const RUN_FILE = 'run.json';

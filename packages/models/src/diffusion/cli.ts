@@ -12,7 +12,7 @@ import { loadCheckpoint, readCheckpointExtra, saveCheckpoint } from '@transfuse/
 import { CHECKPOINT_FLAGS, command, DATA_FLAG, DIGIT_CLASSES_FLAG, SEED_FLAG, UsageError } from '../cli/flags.js';
 import { checkFinishedModel, checkpointsDir, runSettings, writeRunSettings } from '../cli/run-dir.js';
 import { loadDigits, prepareDigits, resolveDataDir, type DigitDataset } from '../data/digits.js';
-import { readJson, writeJson } from '../experiments/results.js';
+import { readJson, writeJson } from '../io/files.js';
 import { savePngGrid } from '../io/png.js';
 import { w1Gpu } from '../metrics/gpu.js';
 import { NoiseSchedule } from './schedule.js';

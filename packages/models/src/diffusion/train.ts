@@ -24,20 +24,11 @@ import {
   type Module,
   type Tensor,
 } from '@transfuse/core';
-import { createRng, permutation } from '../data/prng.js';
+import { batches, type ImageSet } from '../data/image-set.js';
+import { createRng } from '../data/prng.js';
 import { reverseProcess, type Prediction, type SamplerOptions } from './sampler.js';
 import type { NoiseSchedule } from './schedule.js';
 import type { UNet2D } from './unet.js';
-
-/** Images in [-1, 1], [n, channels, height, width] row-major, with optional class labels. */
-export interface ImageSet {
-  images: Float32Array;
-  labels: Int32Array | null;
-  n: number;
-  channels: number;
-  height: number;
-  width: number;
-}
 
 /** The ε-, v- or x0-prediction loss of one batch: mean over pixels of (model(x_t, t) - target)². */
 export function diffusionLoss(model: UNet2D, schedule: NoiseSchedule, x0: Tensor, labels: Tensor | undefined, t: Tensor, seed: number, prediction: Prediction = 'epsilon'): Tensor {
@@ -86,33 +77,6 @@ export interface TrainResult {
   steps: number;
   /** A signal stopped training; the newest checkpoint holds the state to resume from. */
   interrupted: boolean;
-}
-
-/**
- * Seeded minibatches: a fresh permutation each epoch. `skip` batches are passed over first, so a
- * resumed run sees the same data order as an uninterrupted one.
- */
-export function batches(set: ImageSet, batchSize: number, seed: number, skip = 0): () => { x: Float32Array; labels: Int32Array | null; indices: Int32Array } {
-  if (!(set.n >= 1)) throw new Error('batches: the data set is empty');
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`batches: batchSize must be an integer >= 1, got ${batchSize}`);
-  const d = set.channels * set.height * set.width;
-  const drawn = skip * batchSize;
-  let epoch = Math.floor(drawn / set.n);
-  let order = permutation(set.n, deriveSeed(seed, epoch));
-  let at = drawn - epoch * set.n;
-  return () => {
-    const indices = new Int32Array(batchSize);
-    for (let i = 0; i < batchSize; i++) {
-      if (at === order.length) {
-        order = permutation(set.n, deriveSeed(seed, ++epoch));
-        at = 0;
-      }
-      indices[i] = order[at++];
-    }
-    const x = new Float32Array(batchSize * d);
-    indices.forEach((r, i) => x.set(set.images.subarray(r * d, (r + 1) * d), i * d));
-    return { x, labels: set.labels ? Int32Array.from(indices, (r) => set.labels![r]) : null, indices };
-  };
 }
 
 /** Trains the parameters of `model` that require grad (frozen ones stay bit-identical). */

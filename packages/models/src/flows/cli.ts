@@ -16,7 +16,7 @@ import { deriveSeed, loadCheckpoint, readCheckpointExtra, saveCheckpoint } from 
 import { CHECKPOINT_FLAGS, command, DATA_FLAG, SEED_FLAG, UsageError } from '../cli/flags.js';
 import { checkFinishedModel, checkpointsDir, runSettings, writeRunSettings } from '../cli/run-dir.js';
 import { loadDigits, prepareDigits, resolveDataDir, uspsBenchmarkSplit, type DigitDataset } from '../data/digits.js';
-import { readJson, writeJson } from '../experiments/results.js';
+import { readJson, writeJson } from '../io/files.js';
 import { savePngGrid } from '../io/png.js';
 import { Flow, type FlowConfig } from './flow.js';
 import { FLOW_PRESETS, flowPreset } from './presets.js';

@@ -5,7 +5,8 @@
  */
 import { Adam, BestWeights, checkOptionKeys, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, TrainingCheckpoints, ProgressBar, runtime, type CheckpointingOptions, type Module, type Tensor } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
-import { batches, type ImageSet } from '../diffusion/train.js';
+import { epochBatches } from '../data/batches.js';
+import type { ImageSet } from '../data/image-set.js';
 import { bitsPerDimFromNats, type Flow, type FlowCondition } from './flow.js';
 
 /** n rows of dim features, with optional labels and a task condition [n, taskDim]. */
@@ -144,7 +145,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
     const resumed = ckpt?.resume({ trainer: 'trainFlow', settings });
     if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
     const first = resumed?.step ?? 0;
-    const next = batches({ images: data.x, labels: null, n: data.n, channels: 1, height: 1, width: data.dim }, o.batchSize, deriveSeed(seed, 1), first);
+    const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1), first);
     const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
     const seconds = () => (performance.now() - started) / 1000;
     let stepsRun = first;
@@ -152,7 +153,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
     for (let step = first; step < o.steps; step++) {
       opt.setLrFactor(lrFactor(step));
       const loss = tidy(() => {
-        const b = rows(data, next().indices, deriveSeed(seed, 1000 + step));
+        const b = rows(data, next(), deriveSeed(seed, 1000 + step));
         const l = flow.nll(b.x, b.cond);
         l.backward();
         if ((o.clipNorm ?? 0) > 0) clipGradNorm(trainable, o.clipNorm!);
