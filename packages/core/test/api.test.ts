@@ -71,7 +71,7 @@ describe('safetensors dtypes', () => {
     await saveSafetensors(path, model.stateDict());
     const { tensors } = loadSafetensors(path);
     expect(tensors.get('weight')!.dtype).toBe('F32');
-    expect(Array.from(tensors.get('weight')!.data)).toEqual(Array.from(await values(model.weight)));
+    expect(Array.from(tensors.get('weight')!.data as Float32Array)).toEqual(Array.from(await values(model.weight)));
     const named = join(root, 'named.safetensors');
     saveSafetensors(named, { a: { dtype: 'float32' as never, shape: [2], data: Float32Array.of(1, 2) }, b: { dtype: 'torch.int32' as never, shape: [1], data: Int32Array.of(7) } });
     const h = readSafetensorsHeader(named);
@@ -119,8 +119,8 @@ describe('safetensors dtypes', () => {
     await saveSafetensors(half, model.stateDict(), undefined, { dtype: 'float16' });
     const back = loadSafetensors(half).tensors;
     expect(back.get('weight')!.dtype).toBe('F16');
-    expect(Array.from(back.get('weight')!.data)).toEqual([0x3c00, 0xc000, 0x3555, 0x0001]);
-    expect(Array.from(back.get('bias')!.data)).toEqual([0x4248, 0xc200]); // 3.140625 → 3.140625 (0x4248), -3
+    expect(Array.from(back.get('weight')!.data as Uint16Array)).toEqual([0x3c00, 0xc000, 0x3555, 0x0001]);
+    expect(Array.from(back.get('bias')!.data as Uint16Array)).toEqual([0x4248, 0xc200]); // 3.140625 → 3.140625 (0x4248), -3
     expect(() => saveSafetensors(half, {}, undefined, { dtype: 'I8' })).toThrow(/options.dtype must be F16 or F32, got "I8"/);
   });
 });
