@@ -468,7 +468,7 @@ function writeFileAtomically(path: string, tensors: Map<string, NamedArray>, met
 }
 
 // Makes the rename itself durable. Best effort: some platforms (Windows) cannot open or fsync a directory.
-function syncDirectory(dir: string): void {
+export function syncDirectory(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

@@ -20,9 +20,9 @@
  * (periodic saves, keep-last-K, resume, save-and-stop on SIGINT/SIGTERM).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type NamedArray } from '../io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors, syncDirectory, type NamedArray } from '../io/safetensors.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
@@ -234,18 +234,6 @@ export function findLatestCheckpoint(runDir: string): string | null {
 const STEP_DIR = /^step-(\d+)$/;
 const stepDirName = (step: number) => `step-${String(step).padStart(9, '0')}`;
 
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some platforms cannot fsync a directory; the rename is in place, only power-loss durability is weaker.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /**
  * Saves a complete checkpoint as `runDir`/step-NNNNNNNNN: written into a `.tmp-*` folder first
  * and renamed into place, so the folder appears whole or not at all. Leftover `.tmp-*` folders of
@@ -268,7 +256,7 @@ export async function saveNumberedCheckpoint(runDir: string, c: CheckpointConten
   } else {
     renameSync(temp, target);
   }
-  syncDir(runDir);
+  syncDirectory(runDir);
   const numbered = readdirSync(runDir)
     .map((name) => ({ name, m: STEP_DIR.exec(name) }))
     .filter((e) => e.m)
