@@ -57,7 +57,7 @@ function allowed(f: Flag): string {
 
 const INT = /^[+-]?\d+$/;
 
-function parseInt_(cmd: string, name: string, f: { min?: number; max?: number; oneOf?: readonly number[] }, raw: string, what: string): number {
+function parseInteger(cmd: string, name: string, f: { min?: number; max?: number; oneOf?: readonly number[] }, raw: string, what: string): number {
   const x = Number(raw);
   const ok = INT.test(raw.trim()) && Number.isSafeInteger(x) && (f.oneOf ? f.oneOf.includes(x) : x >= (f.min ?? 0) && (f.max === undefined || x <= f.max));
   if (!ok) throw new UsageError(`${cmd}: --${name} must be ${what}, got '${raw}'`);
@@ -70,7 +70,7 @@ function convert(cmd: string, name: string, f: Flag, raw: string): unknown {
   };
   switch (f.type) {
     case 'int':
-      return parseInt_(cmd, name, f, raw, allowed(f));
+      return parseInteger(cmd, name, f, raw, allowed(f));
     case 'number': {
       const x = raw.trim() === '' ? NaN : Number(raw);
       if (!Number.isFinite(x)) bad();
@@ -86,7 +86,7 @@ function convert(cmd: string, name: string, f: Flag, raw: string): unknown {
       return items;
     }
     case 'ints': {
-      const items = raw.split(',').map((s) => parseInt_(cmd, name, f, s, allowed(f)));
+      const items = raw.split(',').map((s) => parseInteger(cmd, name, f, s, allowed(f)));
       if (new Set(items).size !== items.length) bad();
       return items;
     }

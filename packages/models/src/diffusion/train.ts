@@ -11,7 +11,6 @@ import {
   emaWarmupDecay,
   LossLog,
   mean,
-  noGrad,
   ProgressBar,
   randn,
   runtime,
