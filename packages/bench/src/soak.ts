@@ -49,9 +49,13 @@ async function main(): Promise<void> {
   // Bind groups are freed only when their JS objects are collected: force a collection, then read
   // the counters a task later, once the finalizers have run.
   const pending: Promise<void>[] = [];
-  const onLog = (step: number) => {
+  const gcThenWait = (ms: number) => new Promise<void>((resolve) => {
     rt.acquired.collectGarbage?.();
-    pending.push(new Promise((resolve) => setTimeout(() => resolve(void sample(step)), 50)));
+    setTimeout(resolve, ms);
+  });
+  const onLog = (step: number) => {
+    // Two rounds: the first collection queues the finalizers, the second sweeps what they released.
+    pending.push(gcThenWait(100).then(() => gcThenWait(100)).then(() => void sample(step)));
   };
   await trainFlow(flow, { x, n, dim, labels }, { steps, batchSize: 32, lr: 1e-3, seed: 2, logEvery: every, label: null, onLog });
   await Promise.all(pending);
