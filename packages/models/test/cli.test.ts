@@ -148,3 +148,18 @@ describe('flow train through the CLI', () => {
     });
   }
 });
+
+describe('diffusion through the CLI', () => {
+  test('train, then sample with progress and --score against the data set recorded in the checkpoint', async () => {
+    const out = join(root, 'diffusion-usps');
+    const t = await runCli(['diffusion', 'train', '--data', DATA, '--dataset', 'usps', '--conditional', '--steps', '2', '--n', '40', '--batch', '8', '--out', out]);
+    expect(t.code, t.stderr).toBe(0);
+    const png = join(out, 'grid.png');
+    const s = await runCli(['diffusion', 'sample', '--checkpoint', out, '--data', DATA, '--n', '20', '--sampler-steps', '3', '--png', png, '--score']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(existsSync(png)).toBe(true);
+    expect(s.stderr).toMatch(/sample 3\/3 \[#+\] 100%/);
+    expect(s.stdout).toMatch(/^W1 to 20 usps test digits \(pixels in \[0, 1\], 16x16\): \d+\.\d{4}\n$/);
+  });
+});
+
