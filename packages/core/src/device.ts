@@ -67,13 +67,19 @@ export function setNodeAdapterFinder(finder: NodeAdapterFinder): void {
   nodeAdapterFinder = finder;
 }
 
+/** True for CPU implementations of WebGPU (llvmpipe/lavapipe, SwiftShader, Dawn's fallback). */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  const text = `${info.architecture} ${info.device} ${info.description}`;
+  return Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
+}
+
 /** Features the kernels can use when the adapter has them. */
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 
 /** Acquires an adapter and a device with the adapter's full limits and the optional features present. */
 export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  const requested = (options.backend ?? (isNode ? (process.env.TRANSFUSE_BACKEND as BackendName) : undefined) ?? 'auto') as BackendName;
+  const requested = (options.backend ?? (isNode ? (process.env.TRANSFUSE_BACKEND as BackendName) || undefined : undefined) ?? 'auto') as BackendName;
   const known: BackendName[] = ['auto', 'vulkan', 'lavapipe', 'opengl', 'browser'];
   if (!known.includes(requested)) {
     throw new Error(`Unknown backend '${requested}' (TRANSFUSE_BACKEND or options.backend): use one of ${known.join(', ')}`);

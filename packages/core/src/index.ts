@@ -21,6 +21,8 @@ export { tidy, keep } from './scope.js';
 export type { BackwardOptions } from './backward.js';
 export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';
+export { f16BitsToF32, bf16BitsToF32, f32ToF16Bits, safeDTypeOf, floatValues } from './io/half.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './train/index.js';
+export { checkOptionKeys } from './options.js';

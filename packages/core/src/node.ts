@@ -10,11 +10,14 @@
  */
 import './node_main.js';
 
-export { readSafetensorsHeader, loadSafetensors, saveSafetensors } from './io/safetensors_file.js';
+export { readSafetensorsHeader, loadSafetensors, saveSafetensors, type ReadableTensor, type SaveSafetensorsOptions } from './io/safetensors_file.js';
 export {
   saveCheckpoint,
   loadCheckpoint,
   findLatestCheckpoint,
+  saveNumberedCheckpoint,
+  readCheckpointExtra,
+  TrainingCheckpoints,
   MODEL_FILE,
   STATE_FILE,
   type CheckpointContents,

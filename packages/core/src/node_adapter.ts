@@ -7,24 +7,28 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Attempt, BackendName, DeviceOptions, FoundAdapter } from './device.js';
+import { isSoftwareAdapter, type Attempt, type BackendName, type DeviceOptions, type FoundAdapter } from './device.js';
 
-/** Walks up from `start` looking for .transfuse/lavapipe/lvp_icd.json (written by scripts/setup.sh). */
-function findLavapipeIcd(): string | undefined {
+/**
+ * The lavapipe ICD: $TRANSFUSE_LAVAPIPE_ICD (which must exist: a wrong path is an error, never a
+ * silent fallback), else .transfuse/lavapipe/lvp_icd.json (written by scripts/setup.sh) found by
+ * walking up from the working directory and from this package.
+ */
+function findLavapipeIcd(): { icd: string } | { missing: string; error: boolean } {
   const env = process.env.TRANSFUSE_LAVAPIPE_ICD;
-  if (env) return existsSync(env) ? env : undefined;
+  if (env) return existsSync(env) ? { icd: env } : { missing: `TRANSFUSE_LAVAPIPE_ICD=${env} does not exist`, error: true };
   const starts = [process.cwd(), dirname(fileURLToPath(import.meta.url))];
   for (const start of starts) {
     let dir = resolve(start);
     for (;;) {
       const icd = join(dir, '.transfuse', 'lavapipe', 'lvp_icd.json');
-      if (existsSync(icd)) return icd;
+      if (existsSync(icd)) return { icd };
       const up = dirname(dir);
       if (up === dir) break;
       dir = up;
     }
   }
-  return undefined;
+  return { missing: `no .transfuse/lavapipe/lvp_icd.json above ${process.cwd()} (run \`npm run setup\` in a Transfuse checkout, or set TRANSFUSE_LAVAPIPE_ICD)`, error: false };
 }
 
 /**
@@ -63,18 +67,22 @@ export async function nodeAdapter(
   const tryVulkan = async (label: string) => {
     const gpu = webgpu.create(['backend=vulkan']);
     const adapter = await gpu.requestAdapter({ powerPreference: power });
-    tried.push({ label, outcome: adapter ? 'found' : 'no adapter' });
+    const what = adapter ? `${adapter.info.vendor || '?'} ${adapter.info.description || adapter.info.device || ''}`.trim() : '';
+    tried.push({ label, outcome: adapter ? `found ${what}` : 'no adapter' });
     return adapter ? { gpu, adapter, label, compatibility: false } : undefined;
   };
+  // A TRANSFUSE_LAVAPIPE_ICD that does not exist: an error, never a silent fall to OpenGL.
+  let badIcd = false;
   const tryLavapipe = async () => {
-    const icd = findLavapipeIcd();
-    if (!icd) {
-      tried.push({ label: 'vulkan (lavapipe)', outcome: 'no .transfuse/lavapipe/lvp_icd.json (run `npm run setup`)' });
+    const found = findLavapipeIcd();
+    if (!('icd' in found)) {
+      tried.push({ label: 'vulkan (lavapipe)', outcome: found.missing });
+      badIcd = found.error;
       return undefined;
     }
     // The Vulkan loader reads VK_DRIVER_FILES when Dawn creates its Vulkan instance.
-    process.env.VK_DRIVER_FILES = icd;
-    return tryVulkan(`vulkan (lavapipe at ${icd})`);
+    process.env.VK_DRIVER_FILES = found.icd;
+    return tryVulkan(`vulkan (lavapipe at ${found.icd})`);
   };
   const tryOpenGL = async () => {
     process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -84,11 +92,18 @@ export async function nodeAdapter(
     tried.push({ label, outcome: adapter ? 'found' : 'no adapter' });
     return adapter ? { gpu, adapter, label, compatibility: true } : undefined;
   };
+  // What a forced 'vulkan' must not silently become: a CPU implementation.
+  const gpuOnly = (found: FoundAdapter | undefined): FoundAdapter | undefined => {
+    if (!found || !isSoftwareAdapter(found.adapter.info)) return found;
+    tried[tried.length - 1].outcome += ' — a CPU implementation, not a GPU driver (TRANSFUSE_BACKEND=lavapipe runs on it)';
+    return undefined;
+  };
+  const say = (line: string) => process.stderr.write(`transfuse: ${line}\n`);
 
   const find = async (): Promise<FoundAdapter | undefined> => {
     switch (backend) {
       case 'vulkan':
-        return (await tryVulkan('vulkan (system driver)')) ?? (await tryLavapipe());
+        return gpuOnly(await tryVulkan('vulkan (system driver)'));
       case 'lavapipe':
         return tryLavapipe();
       case 'opengl':
@@ -96,7 +111,23 @@ export async function nodeAdapter(
       default: {
         // The system's default adapter first: with a GPU driver installed this is the GPU.
         const sys = process.env.VK_DRIVER_FILES ? undefined : await tryVulkan('vulkan (system driver)');
-        return sys ?? (await tryLavapipe()) ?? (await tryOpenGL());
+        if (sys) {
+          say(`WebGPU on ${sys.label}: ${tried[tried.length - 1].outcome}`);
+          return sys;
+        }
+        const why = tried.map((t) => `${t.label}: ${t.outcome}`).join('; ');
+        const lvp = await tryLavapipe();
+        if (lvp) {
+          say(`WebGPU on ${lvp.label}, on the CPU (${why || 'VK_DRIVER_FILES is set'})`);
+          return lvp;
+        }
+        if (badIcd) return undefined;
+        const gl = await tryOpenGL();
+        if (gl) {
+          const lavapipeWhy = tried.find((t) => t.label.startsWith('vulkan (lavapipe'))?.outcome ?? '';
+          say(`WebGPU on OpenGL compatibility mode (llvmpipe: slower, smaller limits) because ${lavapipeWhy}. For Vulkan lavapipe: \`npm run setup\` in a Transfuse checkout, or TRANSFUSE_LAVAPIPE_ICD=path/to/lvp_icd.json`);
+        }
+        return gl;
       }
     }
   };

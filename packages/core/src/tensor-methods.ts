@@ -5,11 +5,31 @@
  */
 import { runBackward, type BackwardOptions } from './backward.js';
 import * as ops from './ops/index.js';
+import { checkOptionKeys } from './options.js';
 import { Tensor, type DType } from './tensor.js';
 
+function backward(root: Tensor, gradOrOptions: Tensor | BackwardOptions, options: Omit<BackwardOptions, 'grad'>): void {
+  if (gradOrOptions === null || typeof gradOrOptions !== 'object') {
+    throw new Error(`backward: pass the output's gradient as a Tensor or { grad, retainGraph }, got ${String(gradOrOptions)}`);
+  }
+  const opts: BackwardOptions = gradOrOptions instanceof Tensor ? { ...options, grad: gradOrOptions } : gradOrOptions;
+  checkOptionKeys('backward', opts, ['grad', 'retainGraph']);
+  const g = opts.grad;
+  const reshaped = g && g.size === 1 && root.size === 1 && g.shape.join() !== root.shape.join() ? ops.reshape(g, root.shape) : null;
+  try {
+    runBackward(root, reshaped ? { ...opts, grad: reshaped } : opts);
+  } finally {
+    reshaped?.dispose();
+  }
+}
+
 const methods = {
-  /** Back-propagates from this tensor into the `.grad` of the leaves that require grad. */
-  backward(this: Tensor, opts: BackwardOptions = {}): void { runBackward(this, opts); },
+  /**
+   * Back-propagates from this tensor into the `.grad` of the leaves that require grad. As in
+   * PyTorch, `y.backward(gy)` takes the output's gradient as a tensor (a one-element gy may have
+   * any one-element shape); `y.backward({ grad, retainGraph })` is the same with options.
+   */
+  backward(this: Tensor, gradOrOptions?: Tensor | BackwardOptions, options?: Omit<BackwardOptions, 'grad'>): void { backward(this, gradOrOptions ?? {}, options ?? {}); },
   add(this: Tensor, b: Tensor | number): Tensor { return ops.add(this, b); },
   sub(this: Tensor, b: Tensor | number): Tensor { return ops.sub(this, b); },
   mul(this: Tensor, b: Tensor | number): Tensor { return ops.mul(this, b); },
@@ -33,7 +53,7 @@ const methods = {
   sigmoid(this: Tensor): Tensor { return ops.sigmoid(this); },
   relu(this: Tensor): Tensor { return ops.relu(this); },
   silu(this: Tensor): Tensor { return ops.silu(this); },
-  gelu(this: Tensor): Tensor { return ops.gelu(this); },
+  gelu(this: Tensor, o?: ops.GeluOptions): Tensor { return ops.gelu(this, o); },
   sin(this: Tensor): Tensor { return ops.sin(this); },
   cos(this: Tensor): Tensor { return ops.cos(this); },
   square(this: Tensor): Tensor { return ops.square(this); },

@@ -25,6 +25,8 @@ export const UNARY_CASES: Record<string, UnaryCase> = {
   // is within 1e-6, SwiftShader 4e-5).
   sin: { f: T.sin, ref: Math.sin, lo: -Math.PI, hi: Math.PI, tol: { rtol: 0, atol: 2 ** -11 } },
   cos: { f: T.cos, ref: Math.cos, lo: -Math.PI, hi: Math.PI, tol: { rtol: 0, atol: 2 ** -11 } },
+  // WGSL's f32 tanh: a few ulp; the tanh form itself is exact float64 here.
+  geluTanh: { f: (t) => T.gelu(t, { approximate: 'tanh' }), ref: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))), lo: -6, hi: 6, tol: { rtol: 2e-6, atol: 2e-6 } },
   square: { f: T.square, ref: (x) => x * x, lo: -10, hi: 10 },
   reciprocal: { f: T.reciprocal, ref: (x) => 1 / x, lo: 0.1, hi: 10 },
   addScalar: { f: (t) => T.add(t, 2.5), ref: (x) => x + 2.5, lo: -5, hi: 5 },

@@ -8,7 +8,7 @@ describe('adapter selection in Node', () => {
     process.env.TRANSFUSE_LAVAPIPE_ICD = '/nonexistent/lvp_icd.json';
     try {
       await expect(acquireDevice({ backend: 'lavapipe' })).rejects.toThrow(
-        /No WebGPU adapter found \(backend 'lavapipe'\)\. Tried:\n {2}- vulkan \(lavapipe\): no \.transfuse\/lavapipe\/lvp_icd\.json[\s\S]*How to get a WebGPU adapter:[\s\S]*npm run setup/,
+        /No WebGPU adapter found \(backend 'lavapipe'\)\. Tried:\n {2}- vulkan \(lavapipe\): TRANSFUSE_LAVAPIPE_ICD=\/nonexistent\/lvp_icd\.json does not exist[\s\S]*How to get a WebGPU adapter:[\s\S]*npm run setup/,
       );
     } finally {
       if (saved === undefined) delete process.env.TRANSFUSE_LAVAPIPE_ICD;

@@ -363,8 +363,8 @@ describe('atomic save', () => {
     const previous = old();
     saveSafetensors(path, previous, { step: '1' });
 
-    // The child cannot import TypeScript: transpile the codec and the file writer (which imports only the codec) to plain ESM.
-    for (const name of ['safetensors', 'safetensors_file']) {
+    // The child cannot import TypeScript: transpile the codec, its half-precision helpers and the file writer to plain ESM.
+    for (const name of ['safetensors', 'half', 'safetensors_file']) {
       const sourcePath = fileURLToPath(new URL(`../src/io/${name}.ts`, import.meta.url));
       const js = ts.transpileModule(readFileSync(sourcePath, 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },

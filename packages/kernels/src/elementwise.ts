@@ -30,6 +30,8 @@ export const UNARY = {
   relu: 'max(x, T(0.0))',
   silu: 'x / (T(1.0) + exp(-x))',
   gelu: 'T(0.5) * x * (T(1.0) + erf_(x * T(0.7071067811865476)))',
+  /** GELU's tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) */
+  geluTanh: 'T(0.5) * x * (T(1.0) + geluTanhInner_(x))',
   sin: 'sin(x)',
   cos: 'cos(x)',
   square: 'x * x',
@@ -77,6 +79,8 @@ export const BINARY = {
   /** d gelu(a) · b: Φ(a) + a φ(a) */
   geluGrad:
     'b * (T(0.5) * (T(1.0) + erf_(a * T(0.7071067811865476))) + a * T(0.3989422804014327) * exp(T(-0.5) * a * a))',
+  /** d geluTanh(a) · b: 0.5 (1 + t) + 0.5 a (1 - t²) √(2/π) (1 + 3 · 0.044715 a²), t = tanh(inner) */
+  geluTanhGrad: 'b * geluTanhGrad_(a)',
   /** given y = tanh(x): (1 - y²) · b */
   tanhGrad: 'b * (T(1.0) - a * a)',
   /** given y = sigmoid(x): y (1 - y) · b */
@@ -97,6 +101,14 @@ fn erf_(x: T) -> T {
 fn sig_(x: T) -> T { return T(1.0) / (T(1.0) + exp(-x)); }
 // A quiet NaN made at run time: a NaN constant is a shader-creation error in WGSL.
 var<private> nanBits_: u32 = 0x7fc00000u;
+// tanh(√(2/π) (x + 0.044715 x³)), its argument clamped as UNARY.tanh's (x³ may overflow to ±inf).
+fn geluTanhInner_(x: T) -> T { return tanh(clamp(T(0.7978845608028654) * (x + T(0.044715) * x * x * x), T(-15.0), T(15.0))); }
+fn geluTanhGrad_(x: T) -> T {
+  let t = geluTanhInner_(x);
+  // Beyond |x| = 10, t is ±1 in f32 and the second term is 0; clamping keeps x³ from giving 0 · inf.
+  let c = clamp(x, T(-10.0), T(10.0));
+  return T(0.5) * (T(1.0) + t) + T(0.5) * c * (T(1.0) - t * t) * T(0.7978845608028654) * (T(1.0) + T(0.134145) * c * c);
+}
 fn pow_(x: T, p: T) -> T {
   // WGSL's pow and log2 are undefined for x < 0 (drivers differ), so negative bases follow
   // JavaScript and PyTorch explicitly: integer exponents by parity, any other exponent is NaN.

@@ -1,175 +1,114 @@
 #!/usr/bin/env node
 /**
- * The `transfuse` command line: `demo`, `experiment NAME`, `diffusion train|sample`, `flow ...`.
- * Every command runs on the adapter init() finds (TRANSFUSE_BACKEND forces one).
+ * The `transfuse` command line. Each subcommand declares its flags (cli/flags.ts); the whole
+ * command line is checked before any data is read or the GPU is started, and a bad one exits
+ * with code 2 and one line naming the flag, the value and what is allowed.
  */
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { resolve, join } from 'node:path';
 import { init, runtime, shutdown } from '@transfuse/core';
-import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
-import { loadDigits, prepareDigits, resolveDataDir, type DigitDataset } from './data/digits.js';
-import { NoiseSchedule } from './diffusion/schedule.js';
-import { sampleImages, trainDiffusion } from './diffusion/train.js';
-import { UNet2D, UNET_PRESETS, type UNet2DConfig } from './diffusion/unet.js';
+import { command, DATA_FLAG, flagsHelp, parseFlags, UsageError, type Command } from './cli/flags.js';
+import { resolveDataDir } from './data/digits.js';
+import { diffusionSample, diffusionTrain } from './diffusion/cli.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
-import type { Family } from './experiments/mnist-usps.js';
-import { flowCli } from './flows/cli.js';
-import { readJson, writeJson } from './io/files.js';
-import { savePngGrid } from './io/png_file.js';
-import { w1Gpu } from './metrics/gpu.js';
+import { FAMILIES, type Family } from './experiments/mnist-usps.js';
+import { flowEval, flowSample, flowTrain } from './flows/cli.js';
 
-const USAGE = `transfuse <command> [options]
+const EXPERIMENT_PRESETS = [...new Set(Object.values(EXPERIMENTS).flatMap((e) => e.presets))];
 
-  demo                               MNIST -> USPS conditional diffusion transfer, compact (<= 15 min on 2 CPU cores)
-  experiment NAME --preset P         run an experiment (${Object.keys(EXPERIMENTS).join(', ')})
-                                     presets: smoke (CI, minutes), cpu (hours on 2 cores), paper (GPU scale)
-                                     mnist-usps only: --ns 100,300 (source sizes)  --families diffusion,flow
-  diffusion train                    train a U-Net on digits and save a checkpoint
-  diffusion sample                   sample a PNG grid from a checkpoint
-  flow train|sample|eval             coupling flows on digits (bits/dim, sample grids)
-
-Common options:
-  --data DIR      folder with mnist/ and usps/ (default: $TRANSFUSE_DATA, else ../shared/data)
-  --out DIR       results or checkpoint folder
-  --seed N
-
-diffusion train options:
-  --dataset mnist|usps   --size 16|28|32   --preset tiny|small|paper   --conditional
-  --steps N   --batch N   --lr X   --ema DECAY   --n N (subsample)   --classes 3,5
-diffusion sample options:
-  --checkpoint DIR   --n N   --sampler ddim|ddpm   --sampler-steps N   --png FILE
-  --score --dataset mnist|usps [--classes 3]   also print W1 to n test digits with the same labels
-flow options:
-  train: --dataset mnist|usps --preset small|small-cond|realnvp|nice|realnvp-cond|realnvp-cond-emb|three-layer
-         [--conditional] --steps N --lr X --batch N --n N --alpha X --eval-n N --out DIR
-  sample: --checkpoint DIR --n N --png FILE      eval: --checkpoint DIR --split train|test
-`;
-
-function fail(msg: string): never {
-  process.stderr.write(`transfuse: ${msg}\n\n${USAGE}`);
-  process.exit(2);
+async function experiment(name: string, preset: string, v: { out?: string; data?: string; ns?: number[]; families?: string[] }, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
+  const e = EXPERIMENTS[name];
+  if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
+  if ((v.ns || v.families) && !e.takesOverrides) throw new UsageError(`experiment ${name}: --ns and --families apply to the mnist-usps experiments only`);
+  const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
+  const dataDir = resolveDataDir(v.data);
+  await gpu();
+  const started = performance.now();
+  const report = await runExperiment(name, { preset, dataDir, out, log, ns: v.ns, families: v.families as Family[] | undefined });
+  process.stdout.write(`\n${report}\n`);
+  log(`Results, sample grids and plots in ${out} (${((performance.now() - started) / 60000).toFixed(1)} min)`);
 }
+
+/** Every command, by its words. A new command is one line here plus its own file. */
+const COMMANDS: Record<string, Command<any>> = {
+  demo: command({
+    synopsis: 'transfuse demo [--out DIR] [--data DIR]: MNIST -> USPS conditional diffusion transfer, compact (<= 15 min on 2 CPU cores)',
+    flags: { out: { type: 'string', help: 'results folder (default results/demo)' }, data: DATA_FLAG },
+    run: (v, { log, gpu }) => experiment('mnist-usps-conditional', 'demo', v, log, gpu),
+  }),
+  experiment: command({
+    synopsis: `transfuse experiment NAME --preset P [options]: run an experiment (${Object.keys(EXPERIMENTS).join(', ')}); finished cells are kept, so a rerun resumes`,
+    words: { name: 'NAME', values: Object.keys(EXPERIMENTS) },
+    flags: {
+      preset: { type: 'choice', values: EXPERIMENT_PRESETS, required: true, help: 'smoke (CI, minutes), demo (npm run demo), cpu (hours on 2 cores), paper (GPU scale)' },
+      out: { type: 'string', help: 'results folder (default results/NAME-PRESET)' },
+      data: DATA_FLAG,
+      ns: { type: 'ints', min: 1, max: 1_000_000, help: 'mnist-usps only: source sizes, e.g. 100,300' },
+      families: { type: 'choices', values: FAMILIES, help: 'mnist-usps only: model families' },
+    },
+    run: (v, { log, gpu, words }) => experiment(words[0], v.preset, v, log, gpu),
+  }),
+  'diffusion train': diffusionTrain,
+  'diffusion sample': diffusionSample,
+  'flow train': flowTrain,
+  'flow sample': flowSample,
+  'flow eval': flowEval,
+};
+
+const USAGE = `transfuse <command> [options]     (transfuse <command> --help lists a command's options)
+
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${(name + (c.words ? ` ${c.words.name}` : '')).padEnd(22)}${c.synopsis.replace(/^[^:]*: /, '')}`)
+  .join('\n')}
+
+experiments: ${Object.keys(EXPERIMENTS).join(', ')}
+experiment presets: ${EXPERIMENT_PRESETS.join(', ')}
+Training commands save checkpoints into OUT/checkpoints (--checkpoint-every N, --keep K); Ctrl-C saves
+one and stops; --resume continues from the newest.
+`;
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
+/** Splits argv into the command, its positional words and its flags; throws UsageError for an unknown one. */
+function findCommand(argv: string[]): { name: string; cmd: Command<any>; words: string[]; rest: string[] } | null {
+  const [a, b] = argv;
+  if (a === undefined || a === '--help' || a === '-h' || a === 'help') return null;
+  const name = b !== undefined && `${a} ${b}` in COMMANDS ? `${a} ${b}` : a;
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    const subs = Object.keys(COMMANDS).filter((k) => k.startsWith(`${a} `));
+    if (subs.length && (b === undefined || b === '--help' || b === '-h')) throw new UsageError(`transfuse ${a}: name a subcommand: ${subs.join(', ')}`);
+    throw new UsageError(`transfuse: unknown command '${subs.length ? `${a} ${b}` : a}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  }
+  let rest = argv.slice(name.split(' ').length);
+  const words: string[] = [];
+  if (cmd.words && !(rest[0] === '--help' || rest[0] === '-h')) {
+    const w = rest[0];
+    if (w === undefined || w.startsWith('-')) throw new UsageError(`${name}: ${cmd.words.name} is required (one of ${cmd.words.values.join(', ')})`);
+    if (!cmd.words.values.includes(w)) throw new UsageError(`${name}: ${cmd.words.name} must be one of ${cmd.words.values.join(', ')}, got '${w}'`);
+    words.push(w);
+    rest = rest.slice(1);
+  }
+  return { name, cmd, words, rest };
+}
+
 async function main(argv: string[]): Promise<void> {
-  const { values: v, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      data: { type: 'string' },
-      out: { type: 'string' },
-      seed: { type: 'string', default: '0' },
-      preset: { type: 'string' },
-      dataset: { type: 'string', default: 'mnist' },
-      size: { type: 'string', default: '16' },
-      conditional: { type: 'boolean', default: false },
-      steps: { type: 'string', default: '1000' },
-      batch: { type: 'string', default: '64' },
-      lr: { type: 'string', default: '2e-3' },
-      ema: { type: 'string', default: '0' },
-      n: { type: 'string' },
-      classes: { type: 'string' },
-      checkpoint: { type: 'string' },
-      sampler: { type: 'string', default: 'ddim' },
-      'sampler-steps': { type: 'string', default: '50' },
-      png: { type: 'string' },
-      score: { type: 'boolean', default: false },
-      alpha: { type: 'string' },
-      'eval-n': { type: 'string' },
-      split: { type: 'string' },
-      ns: { type: 'string' },
-      families: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  const [command, sub] = positionals;
-  if (v.help || !command) {
+  const found = findCommand(argv);
+  if (!found) {
     process.stdout.write(USAGE);
     return;
   }
-  const num = (name: string, s: string | undefined): number => {
-    const x = Number(s);
-    if (s === undefined || !Number.isFinite(x)) fail(`--${name} must be a number, got '${s}'`);
-    return x;
+  const { name, cmd, words, rest } = found;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(flagsHelp(cmd.synopsis, cmd.flags));
+    return;
+  }
+  const v = parseFlags(`${name}${words.length ? ` ${words.join(' ')}` : ''}`, rest, cmd.flags);
+  const gpu = async () => {
+    await init();
+    // In auto mode init() itself says which adapter it chose and why.
+    if (process.env.TRANSFUSE_BACKEND) log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
   };
-  const seed = num('seed', v.seed);
-  await init();
-  log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
-
-  if (command === 'demo' || command === 'experiment') {
-    const name = command === 'demo' ? 'mnist-usps-conditional' : sub;
-    if (!name || !(name in EXPERIMENTS)) fail(`unknown experiment '${name ?? ''}'`);
-    const preset = command === 'demo' ? 'demo' : (v.preset ?? fail('--preset smoke|cpu|paper is required'));
-    const out = resolve(v.out ?? join('results', command === 'demo' ? 'demo' : `${name}-${preset}`));
-    const started = performance.now();
-    const ns = v.ns?.split(',').map((s) => num('ns', s));
-    const families = v.families?.split(',') as Family[] | undefined;
-    const report = await runExperiment(name, { preset, dataDir: resolveDataDir(v.data), out, log, ns, families });
-    process.stdout.write(`\n${report}\n`);
-    log(`Results, sample grids and plots in ${out} (${((performance.now() - started) / 60000).toFixed(1)} min)`);
-    return;
-  }
-
-  if (command === 'diffusion' && sub === 'train') {
-    const dataDir = resolveDataDir(v.data);
-    const size = num('size', v.size);
-    const classes = v.classes?.split(',').map((c) => num('classes', c));
-    const raw = loadDigits(dataDir, v.dataset as DigitDataset, 'train');
-    const data = prepareDigits(raw, null, { size, classes, n: v.n ? num('n', v.n) : undefined, seed });
-    const preset = (v.preset ?? 'tiny') as keyof typeof UNET_PRESETS;
-    if (!(preset in UNET_PRESETS)) fail(`unknown U-Net preset '${preset}'`);
-    const config: UNet2DConfig = { sampleSize: size, ...UNET_PRESETS[preset], numClassEmbeds: v.conditional ? 10 : undefined, seed };
-    const model = new UNet2D(config);
-    const out = resolve(v.out ?? join('results', 'diffusion'));
-    log(`training ${preset} U-Net (${model.parameters().reduce((s, p) => s + p.size, 0)} parameters) on ${data.n} ${v.dataset} digits at ${size}x${size}`);
-    const steps = num('steps', v.steps);
-    const r = await trainDiffusion(model, new NoiseSchedule(), data, { steps, batchSize: num('batch', v.batch), lr: num('lr', v.lr), emaDecay: num('ema', v.ema), seed, warmup: Math.floor(Math.min(100, steps / 10)) });
-    r.ema?.copyTo(model);
-    await saveCheckpoint(out, { model, step: steps, extra: { dataset: v.dataset, losses: r.losses } });
-    // The architecture, so `diffusion sample` can rebuild the model before loading its weights.
-    writeJson(join(out, 'unet.json'), config);
-    log(`saved ${out} (${r.seconds.toFixed(0)} s, final loss ${r.losses.at(-1)?.[1].toFixed(4)})`);
-    return;
-  }
-
-  if (command === 'diffusion' && sub === 'sample') {
-    const dir = v.checkpoint ?? fail('--checkpoint DIR is required');
-    const model = new UNet2D(readJson<UNet2DConfig>(join(dir, 'unet.json')));
-    loadCheckpoint(dir, { model });
-    model.eval();
-    const n = v.n ? num('n', v.n) : 100;
-    const labels = model.config.numClassEmbeds ? Int32Array.from({ length: n }, (_, i) => Math.floor((i * 10) / n) % 10) : undefined;
-    const s = model.config.sampleSize;
-    const images = await sampleImages(model, new NoiseSchedule(), { n, labels }, { sampler: v.sampler as 'ddim' | 'ddpm', steps: num('sampler-steps', v['sampler-steps']), seed });
-    const png = resolve(v.png ?? join(dir, 'samples.png'));
-    savePngGrid(png, images, n, s, s, 10);
-    log(`wrote ${png}${labels ? ' (one row per class)' : ''}`);
-    if (v.score) {
-      // Test digits with the same label counts as the samples, at the model's resolution.
-      const classes = v.classes?.split(',').map((c) => num('classes', c));
-      const test = prepareDigits(loadDigits(resolveDataDir(v.data), v.dataset as DigitDataset, 'test'), null, { size: s, seed, classes });
-      const rows: number[] = [];
-      const used = new Set<number>();
-      for (let i = 0; i < n; i++) {
-        const want = labels ? labels[i] : -1;
-        const r = test.labels!.findIndex((l, k) => !used.has(k) && (want < 0 || l === want));
-        used.add(r);
-        rows.push(r);
-      }
-      const d = s * s;
-      const real = new Float32Array(n * d);
-      rows.forEach((r, i) => real.set(test.images.subarray(r * d, (r + 1) * d), i * d));
-      const w1 = (await w1Gpu(images, real, n, n, d)) / 2;
-      process.stdout.write(`W1 to ${n} ${v.dataset} test digits (pixels in [0, 1], ${s}x${s}): ${w1.toFixed(4)}\n`);
-    }
-    return;
-  }
-  if (command === 'flow' && (sub === 'train' || sub === 'sample' || sub === 'eval')) {
-    await flowCli(sub, v, log);
-    return;
-  }
-  fail(`unknown command '${[command, sub].filter(Boolean).join(' ')}'`);
+  await cmd.run(v, { log, gpu, words });
 }
 
 main(process.argv.slice(2))
@@ -179,6 +118,7 @@ main(process.argv.slice(2))
     process.exit(0);
   })
   .catch((e: Error) => {
-    process.stderr.write(`transfuse: ${e.message}\n`);
-    process.exit(1);
+    // UsageErrors start with the command's words; other errors get the program's name.
+    process.stderr.write(e.message.startsWith('transfuse') ? `${e.message}\n` : e instanceof UsageError ? `transfuse ${e.message}\n` : `transfuse: ${e.message}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
   });

@@ -289,15 +289,18 @@ describe('malformed files give errors naming the file and the problem', () => {
   const blank = () => new Array<string>(256).fill('-1');
 
   it('truncated IDX header', () => {
-    const path = write('short-images-idx3-ubyte', Buffer.alloc(10));
+    const path = write('short-images-idx3-ubyte', Buffer.concat([idxHeader(2051, [1]), Buffer.alloc(2)]));
     expect(() => loadIdxImages(path)).toThrow(`${path}: file is 10 bytes, shorter than the 16-byte IDX images header`);
   });
 
   it('wrong magic (a labels file read as images, gzipped)', () => {
     const path = write('train-images-idx3-ubyte.gz', gzipSync(idxLabels([1, 2, 3, 4, 5, 6, 7, 8])));
-    expect(() => loadIdxImages(path)).toThrow(`${path}: magic 2049, expected 2051 (IDX unsigned-byte images)`);
+    expect(() => loadIdxImages(path)).toThrow(`${path}: magic 2049 (an IDX labels file), expected 2051 (IDX unsigned-byte images)`);
+    // A labels file shorter than an images header is still named by its magic, not called truncated.
+    const small = write('few-labels-idx1-ubyte', idxLabels([1, 2, 3]));
+    expect(() => loadIdxImages(small)).toThrow(`${small}: magic 2049 (an IDX labels file), expected 2051 (IDX unsigned-byte images)`);
     const labelsPath = write('images-as-labels', idxImages(2));
-    expect(() => loadIdxLabels(labelsPath)).toThrow(`${labelsPath}: magic 2051, expected 2049 (IDX unsigned-byte labels)`);
+    expect(() => loadIdxLabels(labelsPath)).toThrow(`${labelsPath}: magic 2051 (an IDX images file), expected 2049 (IDX unsigned-byte labels)`);
   });
 
   it('header count larger than the data', () => {

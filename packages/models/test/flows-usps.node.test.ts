@@ -4,10 +4,6 @@
  * logit-transformed data; frozen parts stay bit-identical through fine-tuning.
  */
 import { describe, expect, test } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { flowCli } from '../src/flows/cli.js';
 import { loadDigits, prepareDigits } from '../src/data/digits.js';
 import { tensor } from '@transfuse/core';
 import { ActNorm } from '../src/flows/transforms.js';
@@ -168,23 +164,5 @@ describe('flow transfer procedures', () => {
     }
     expect(() => unconditionalFlowTransfer(new Flow({ dim: 2, coupling: 'affine', layers: 1, hidden: [4] }), 'finetune')).toThrow(/base has no parameters/);
     source.dispose();
-  });
-});
-
-describe('flow CLI', () => {
-  test('train writes checkpoint, flow.json, log.json and a per-class grid; sample and eval reload it', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'flow-cli-'));
-    const msgs: string[] = [];
-    const log = (m: string) => msgs.push(m);
-    await flowCli('train', { data: DATA, dataset: 'usps', conditional: true, steps: '4', n: '100', 'eval-n': '50', batch: '16', out }, log);
-    for (const f of ['model.safetensors', 'flow.json', 'log.json', 'samples.png']) expect(existsSync(join(out, f)), f).toBe(true);
-    const saved = JSON.parse(readFileSync(join(out, 'log.json'), 'utf8')) as { testBitsPerDim: number; trainBitsPerDim: number; losses: [number, number][] };
-    expect(Number.isFinite(saved.testBitsPerDim) && Number.isFinite(saved.trainBitsPerDim)).toBe(true);
-    expect(saved.losses.at(-1)![0]).toBe(4);
-    await flowCli('sample', { checkpoint: out, n: '20', png: join(out, 'again.png') }, log);
-    expect(existsSync(join(out, 'again.png'))).toBe(true);
-    expect(msgs.at(-1)).toMatch(/one row per class/);
-    await flowCli('eval', { checkpoint: out, data: DATA, n: '30' }, log);
-    await expect(flowCli('train', { data: DATA, preset: 'realnvp-cond', steps: '1', out }, log)).rejects.toThrow(/is conditional; pass --conditional/);
   });
 });

@@ -4,6 +4,8 @@
 // Decoding validates the whole header before allocating any tensor, so a hostile or truncated
 // file fails with a message naming the file instead of exhausting memory.
 
+import { safeDTypeOf } from './half.js';
+
 export type SafeDType = 'F32' | 'I32' | 'F64' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I16' | 'U16' | 'U32' | 'I64' | 'BOOL';
 
 export type SafeTypedArray =
@@ -129,8 +131,10 @@ export function encodeSafetensorsParts(
   for (const [name, tensor] of entries) {
     if (name === '') fail(source, 'tensor names must be non-empty');
     if (name === METADATA_KEY) fail(source, `'${METADATA_KEY}' is reserved and cannot name a tensor`);
-    const { dtype, shape, data } = tensor;
-    if (!isDType(dtype)) fail(source, `tensor '${name}': unknown dtype ${JSON.stringify(dtype)}`);
+    const { shape, data } = tensor;
+    // Names as users write them ('float32', 'torch.float16') are accepted beside the codes.
+    const dtype = isDType(tensor.dtype) ? tensor.dtype : safeDTypeOf(tensor.dtype);
+    if (!dtype) fail(source, `tensor '${name}': unknown dtype ${JSON.stringify(tensor.dtype)} (use a safetensors code such as F32, or a name such as float32)`);
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       fail(source, `tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     }

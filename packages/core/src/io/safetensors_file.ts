@@ -11,8 +11,10 @@ import {
   parseSafetensorsHeader,
   safetensorsHeaderLength,
   type NamedArray,
+  type SafeDType,
   type SafetensorsHeader,
 } from './safetensors.js';
+import { f32ToF16Bits, safeDTypeOf } from './half.js';
 
 function failAt(path: string, message: string): never {
   throw new Error(`${path}: ${message}`);
@@ -81,16 +83,56 @@ function writeAll(fd: number, chunk: Uint8Array): void {
   while (done < chunk.length) done += writeSync(fd, chunk, done, Math.min(chunk.length - done, IO_CHUNK));
 }
 
+/** A tensor whose values are read back asynchronously (a @transfuse/core Tensor, e.g. from model.stateDict()). */
+export interface ReadableTensor {
+  dtype: string;
+  shape: readonly number[];
+  data(): Promise<Float32Array | Int32Array>;
+}
+
+export interface SaveSafetensorsOptions {
+  /** Store every float32 tensor as this dtype: 'F16' (or 'float16') halves the file; default as given. */
+  dtype?: string;
+}
+
+type Entries<T> = Record<string, T> | Map<string, T>;
+
 /**
  * Writes a checkpoint atomically: the bytes go to a temp file in the same directory, which is
  * fsynced and then renamed over `path`, so `path` always holds either the old or the new file.
- * Validation happens before any file is created; on failure the temp file is removed.
+ * Validation happens before any file is created; on failure the temp file is removed. Given GPU
+ * tensors (`model.stateDict()`), it reads them back first and returns a Promise.
  */
+export function saveSafetensors(path: string, tensors: Entries<NamedArray>, metadata?: Record<string, string>, options?: SaveSafetensorsOptions): void;
+export function saveSafetensors(path: string, tensors: Entries<NamedArray | ReadableTensor>, metadata?: Record<string, string>, options?: SaveSafetensorsOptions): Promise<void>;
 export function saveSafetensors(
   path: string,
-  tensors: Record<string, NamedArray> | Map<string, NamedArray>,
+  tensors: Entries<NamedArray | ReadableTensor>,
   metadata?: Record<string, string>,
-): void {
+  options: SaveSafetensorsOptions = {},
+): void | Promise<void> {
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const target = options.dtype === undefined ? undefined : (safeDTypeOf(options.dtype) ?? options.dtype);
+  if (options.dtype !== undefined && target !== 'F16' && target !== 'F32') failAt(path, `saveSafetensors: options.dtype must be F16 or F32, got ${JSON.stringify(options.dtype)}`);
+  const convert = (a: NamedArray): NamedArray => {
+    const dtype = safeDTypeOf(a.dtype) ?? a.dtype;
+    if (target !== 'F16' || dtype !== 'F32') return a;
+    return { dtype: 'F16', shape: a.shape, data: Uint16Array.from(a.data as Float32Array, f32ToF16Bits) };
+  };
+  const isReadable = (e: NamedArray | ReadableTensor): e is ReadableTensor => typeof (e as ReadableTensor).data === 'function';
+  if (entries.some(([, e]) => isReadable(e))) {
+    return (async () => {
+      const arrays = new Map<string, NamedArray>();
+      for (const [name, e] of entries) {
+        arrays.set(name, isReadable(e) ? { dtype: e.dtype as SafeDType, shape: [...e.shape], data: await e.data() } : e);
+      }
+      saveSafetensors(path, arrays, metadata, options);
+    })();
+  }
+  writeFileAtomically(path, new Map(entries.map(([name, e]) => [name, convert(e as NamedArray)])), metadata);
+}
+
+function writeFileAtomically(path: string, tensors: Map<string, NamedArray>, metadata: Record<string, string> | undefined): void {
   const { head, chunks } = encodeSafetensorsParts(tensors, metadata, path);
   const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number | undefined;
@@ -112,7 +154,7 @@ export function saveSafetensors(
 }
 
 // Makes the rename itself durable. Best effort: some platforms (Windows) cannot open or fsync a directory.
-function syncDirectory(dir: string): void {
+export function syncDirectory(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

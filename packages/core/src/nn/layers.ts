@@ -18,7 +18,9 @@ import {
   tanh,
   upsampleNearest2d,
   type Conv2dOptions,
+  type GeluOptions,
 } from '../ops/index.js';
+import { checkOptionKeys } from '../options.js';
 import { deriveSeed, fanIn, kaimingUniform, normal, streamSeed, uniformFanIn } from './init.js';
 import { Layer, parameter } from './module.js';
 
@@ -47,6 +49,7 @@ export class Linear extends Layer {
     opts: LinearOptions = {},
   ) {
     super();
+    checkOptionKeys('Linear', opts, ['bias', 'seed']);
     positiveInt('Linear', 'inFeatures', inFeatures);
     positiveInt('Linear', 'outFeatures', outFeatures);
     this.weight = parameter(kaimingUniform([outFeatures, inFeatures], streamSeed(opts.seed, 0)));
@@ -76,6 +79,7 @@ export class Conv2d extends Layer {
     opts: Conv2dLayerOptions = {},
   ) {
     super();
+    checkOptionKeys('Conv2d', opts, ['stride', 'padding', 'dilation', 'groups', 'bias', 'seed']);
     positiveInt('Conv2d', 'inChannels', inChannels);
     positiveInt('Conv2d', 'outChannels', outChannels);
     const [kh, kw] = pair(kernelSize);
@@ -175,6 +179,7 @@ export class Embedding extends Layer {
     opts: { seed?: number } = {},
   ) {
     super();
+    checkOptionKeys('Embedding', opts, ['seed']);
     positiveInt('Embedding', 'numEmbeddings', numEmbeddings);
     positiveInt('Embedding', 'embeddingDim', embeddingDim);
     this.weight = parameter(normal([numEmbeddings, embeddingDim], streamSeed(opts.seed, 0)));
@@ -224,10 +229,16 @@ export class SiLU extends Layer {
   }
 }
 
-/** GELU, exact (erf) form as torch.nn.GELU's default. */
+/** GELU, exact (erf) form as torch.nn.GELU's default; `new GELU({ approximate: 'tanh' })` for the tanh form. */
 export class GELU extends Layer {
+  constructor(private readonly options: GeluOptions = {}) {
+    super();
+    checkOptionKeys('GELU', options, ['approximate']);
+    if (![undefined, 'none', 'tanh'].includes(options.approximate)) throw new Error(`GELU: approximate must be 'none' or 'tanh', got '${String(options.approximate)}'`);
+  }
+
   forward(x: Tensor): Tensor {
-    return gelu(x);
+    return gelu(x, this.options);
   }
 }
 

@@ -12,6 +12,7 @@ import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import type { NamedArray } from '../io/safetensors.js';
+import { floatValues } from '../io/half.js';
 import { copyInto } from '../ops/layout.js';
 
 const parameters = new WeakSet<Tensor>();
@@ -33,7 +34,7 @@ export function isParameter(v: unknown): v is Tensor {
   return v instanceof Tensor && parameters.has(v);
 }
 
-/** A state dict entry: a tensor, or an array as loadSafetensors returns it (dtype F32). */
+/** A state dict entry: a tensor, or an array as loadSafetensors returns it (F32; F16, BF16 and F64 are converted). */
 export type StateEntry = Tensor | NamedArray;
 export type StateDictInput = Map<string, StateEntry> | Record<string, StateEntry>;
 
@@ -131,7 +132,7 @@ export abstract class Module {
       const e = entries.get(name);
       if (!e) continue;
       if (e instanceof Tensor) copyInto(p, e, 'loadStateDict');
-      else runtime().upload(p.storageFor('loadStateDict'), e.data);
+      else runtime().upload(p.storageFor('loadStateDict'), floatValues(e)!);
     }
     return { missingKeys: missing, unexpectedKeys: unexpected };
   }
@@ -208,8 +209,8 @@ function entryProblem(e: StateEntry, p: Tensor): string | null {
   if (e instanceof Tensor) {
     if (e.disposed) return 'the given tensor was disposed';
     if (e.dtype !== 'float32') return `dtype ${e.dtype}, expected float32`;
-  } else if (e.dtype !== 'F32') {
-    return `dtype ${e.dtype}, expected F32`;
+  } else if (!floatValues(e)) {
+    return `dtype ${e.dtype}, expected a float dtype (F32, or F16/BF16/F64, converted to float32)`;
   }
   if (shape.join() !== p.shape.join()) return `shape ${fmt(shape)} in the dict, ${fmt(p.shape)} in the module`;
   if (!(e instanceof Tensor) && e.data.length !== p.size) return `${e.data.length} values for shape ${fmt(shape)}`;

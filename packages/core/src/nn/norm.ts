@@ -8,6 +8,7 @@ import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, full, groupNorm, mean, mul, rsqrt, square, sub } from '../ops/index.js';
 import { Layer, parameter } from './module.js';
+import { checkOptionKeys } from '../options.js';
 
 /** (x - mean) / sqrt(var + eps) over the given axes of x (kept as size 1). */
 function standardize(x: Tensor, axes: number[], eps: number): Tensor {
@@ -47,6 +48,7 @@ export class GroupNorm extends Layer {
     readonly opts: { eps?: number; affine?: boolean } = {},
   ) {
     super();
+    checkOptionKeys('GroupNorm', opts, ['eps', 'affine']);
     if (!Number.isInteger(numGroups) || numGroups < 1 || !Number.isInteger(numChannels) || numChannels % numGroups !== 0) {
       throw new Error(`GroupNorm: numChannels ${numChannels} must be a multiple of numGroups ${numGroups}`);
     }

@@ -6,6 +6,7 @@ import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
 import { sumTo } from './sum.js';
 import { empty, expectTensors, pack, run1d } from './util.js';
+import { checkOptionKeys } from '../options.js';
 
 /** Runs a unary kernel (no autograd). */
 export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = op): Tensor {
@@ -76,6 +77,7 @@ const UNARY_RULES: { [K in DifferentiableUnary]: UnaryRule } = {
   relu: { saves: 'x', grad: (g, x) => mapBinary('reluGrad', x, g) },
   silu: { saves: 'x', grad: (g, x) => mapBinary('siluGrad', x, g) },
   gelu: { saves: 'x', grad: (g, x) => mapBinary('geluGrad', x, g) },
+  geluTanh: { saves: 'x', grad: (g, x) => mapBinary('geluTanhGrad', x, g) },
   sin: { saves: 'x', grad: (g, x) => mapBinary('mul', g, mapUnary('cos', x)) },
   cos: { saves: 'x', grad: (g, x) => neg(mapBinary('mul', g, mapUnary('sin', x))) },
   square: { saves: 'x', grad: (g, x) => mapUnary('mulScalar', mapBinary('mul', g, x), 2) },
@@ -160,8 +162,18 @@ export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x);
 export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x);
 export const relu = (x: Tensor): Tensor => unaryOp('relu', x);
 export const silu = (x: Tensor): Tensor => unaryOp('silu', x);
-/** GELU with the exact (erf) form, as PyTorch's default. */
-export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);
+export interface GeluOptions {
+  /** 'none' (default): the exact erf form, PyTorch's default; 'tanh': F.gelu(x, approximate='tanh'). */
+  approximate?: 'none' | 'tanh';
+}
+
+/** GELU, exact (erf) form by default as PyTorch's; `{ approximate: 'tanh' }` for the tanh form. */
+export function gelu(x: Tensor, o: GeluOptions = {}): Tensor {
+  checkOptionKeys('gelu', o, ['approximate']);
+  const a = o.approximate ?? 'none';
+  if (a !== 'none' && a !== 'tanh') throw new Error(`gelu: approximate must be 'none' or 'tanh', got '${String(a)}'`);
+  return unaryOp(a === 'tanh' ? 'geluTanh' : 'gelu', x);
+}
 export const sin = (x: Tensor): Tensor => unaryOp('sin', x);
 export const cos = (x: Tensor): Tensor => unaryOp('cos', x);
 export const square = (x: Tensor): Tensor => unaryOp('square', x);

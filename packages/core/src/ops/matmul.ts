@@ -16,13 +16,15 @@ import {
   type MatmulGeometry,
   type MatmulVariant,
 } from '@transfuse/kernels';
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, noGrad, record } from '../autograd.js';
+import { tidy } from '../scope.js';
+import { isSoftwareAdapter } from '../device.js';
 import { runtime } from '../runtime/current.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { mapBinary, mapUnary } from './elementwise.js';
 import { reshape } from './layout.js';
-import { sum, sumTo } from './sum.js';
+import { expand, sum, sumTo } from './sum.js';
 import { empty, expectTensors } from './util.js';
 
 export type { MatmulActivation, MatmulVariant } from '@transfuse/kernels';
@@ -60,11 +62,7 @@ interface Gemm {
   outShape: number[];
 }
 
-/** True for CPU implementations of WebGPU (llvmpipe/lavapipe, SwiftShader, Dawn's fallback). */
-export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
-  const text = `${info.architecture} ${info.device} ${info.description}`;
-  return Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
-}
+export { isSoftwareAdapter } from '../device.js';
 
 /** Why the vec4 variant cannot run this product (its loads must stay 16-byte aligned), or null. */
 function vec4Misfit(M: number, N: number, K: number, transA: boolean, transB: boolean): string | null {
@@ -179,7 +177,7 @@ function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
 
 /**
  * y = act(alpha · op(A)·op(B) + bias) + residual over the last two axes, op = transpose when the
- * flag is set; leading axes broadcast (one operand's whole batch, or equal batches). No autograd.
+ * flag is set; leading axes broadcast as in NumPy. No autograd.
  */
 export function matmulRaw(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const op = opts.op ?? 'matmul';
@@ -207,7 +205,14 @@ export function matmulRaw(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tenso
   const sab = batchStride(a, batchA);
   const sbb = batchStride(b, batchB);
   if (sab < 0 || sbb < 0) {
-    throw new Error(`${op}: partial batch broadcasting ${fmt(a.shape)} · ${fmt(b.shape)} is not supported; expand the operands first`);
+    // Partial broadcasting (e.g. [3,1,17,33] · [5,33,9]) has no single batch stride: copy that
+    // operand out to the full batch shape, then run one product.
+    return noGrad(() =>
+      tidy(() => {
+        const full = (t: Tensor, s: number) => (s < 0 ? expand(t, [...batch, ...t.shape.slice(-2)]) : t);
+        return matmulRaw(full(a, sab), full(b, sbb), opts);
+      }),
+    );
   }
   return gemm({ a, b, transA, transB, M, N, K: ak, batch: sizeOf(batch), sab, sbb, outShape: [...batch, M, N] }, opts, op);
 }

@@ -1,7 +1,7 @@
 /** torch.optim.Adam (L2 weight decay folded into the gradient) and AdamW (decoupled decay). */
 import { adamKernel } from '@transfuse/kernels';
 import type { Tensor } from '../tensor.js';
-import { checkNumber, Optimizer, type ParamGroupInput, type ParamState } from './optimizer.js';
+import { checkNumber, checkOptimizerKeys, Optimizer, type ParamGroupInput, type ParamState } from './optimizer.js';
 
 export interface AdamOptions {
   lr: number;
@@ -10,6 +10,8 @@ export interface AdamOptions {
   eps: number;
   weightDecay: number;
 }
+
+const ADAM_KEYS = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'];
 
 type Params = readonly Tensor[] | readonly ParamGroupInput<AdamOptions>[];
 
@@ -57,6 +59,7 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
 /** Adam: defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, weightDecay 0 (an L2 term in the gradient). */
 export class Adam extends AdamBase {
   constructor(params: Params, opts: Partial<AdamOptions> = {}) {
+    checkOptimizerKeys('Adam', opts, ADAM_KEYS);
     super('Adam', false, params, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...opts });
   }
 }
@@ -64,6 +67,7 @@ export class Adam extends AdamBase {
 /** AdamW: as Adam but the decay shrinks the weights directly (p *= 1 - lr·weightDecay); default weightDecay 1e-2. */
 export class AdamW extends AdamBase {
   constructor(params: Params, opts: Partial<AdamOptions> = {}) {
+    checkOptimizerKeys('AdamW', opts, ADAM_KEYS);
     super('AdamW', true, params, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, ...opts });
   }
 }

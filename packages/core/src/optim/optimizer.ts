@@ -8,6 +8,7 @@ import { noGrad } from '../autograd.js';
 import { keep } from '../scope.js';
 import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
+import { checkOptionKeys } from '../options.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from '../ops/index.js';
 import { empty, run1d } from '../ops/util.js';
@@ -74,6 +75,7 @@ export abstract class Optimizer<O extends BaseOptions> {
     const seen = new Set<Tensor>();
     this.paramGroups = groups.map((g, gi) => {
       const { params: ps, ...overrides } = g;
+      checkOptionKeys(`${kind}: group ${gi}`, overrides, Object.keys(defaults));
       const options = { ...defaults, ...overrides } as O;
       this.validate(options, `group ${gi}`);
       ps.forEach((p, i) => {
@@ -263,4 +265,10 @@ export abstract class Optimizer<O extends BaseOptions> {
 
 export function checkNumber(kind: string, where: string, name: string, v: unknown, ok: (x: number) => boolean, rule: string): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new Error(`${kind}: ${where}: ${name} must be ${rule}, got ${String(v)}`);
+}
+
+/** Checks an optimizer's options object against its known keys (PyTorch's `betas` gets a hint). */
+export function checkOptimizerKeys(kind: string, opts: object, known: readonly string[]): void {
+  if (opts && 'betas' in opts) throw new Error(`${kind}: unknown option 'betas' (known: ${known.join(', ')}); PyTorch's betas=(b1, b2) is { beta1: b1, beta2: b2 } here`);
+  checkOptionKeys(kind, opts, known);
 }

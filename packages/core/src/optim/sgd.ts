@@ -1,7 +1,7 @@
 /** torch.optim.SGD: momentum, dampening, Nesterov momentum and L2 weight decay. */
 import { sgdKernel } from '@transfuse/kernels';
 import type { Tensor } from '../tensor.js';
-import { checkNumber, Optimizer, type ParamGroupInput, type ParamState } from './optimizer.js';
+import { checkNumber, checkOptimizerKeys, Optimizer, type ParamGroupInput, type ParamState } from './optimizer.js';
 
 export interface SGDOptions {
   lr: number;
@@ -17,6 +17,7 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   constructor(params: readonly Tensor[] | readonly ParamGroupInput<SGDOptions>[], opts: Partial<SGDOptions> & { lr: number }) {
+    checkOptimizerKeys('SGD', opts, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov']);
     super('SGD', params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
   }
 

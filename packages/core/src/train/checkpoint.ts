@@ -12,16 +12,20 @@
  *
  * Each file is written atomically (temp file, fsync, rename). The training state is written first
  * and the model last, both tagged with a fresh random id: a crash between the two leaves files
- * with different ids, which loadCheckpoint refuses and findLatestCheckpoint skips. Save each
- * checkpoint to its own directory (e.g. step-000500) so an interrupted save never damages the
- * previous one.
+ * with different ids, which loadCheckpoint refuses and findLatestCheckpoint skips.
+ *
+ * During training, `saveNumberedCheckpoint` writes each checkpoint whole into a `.tmp-*` folder
+ * and renames it to `step-000000500`, so a run folder only ever shows complete checkpoints and an
+ * interrupted save never touches an earlier one; `TrainingCheckpoints` is the trainers' side
+ * (periodic saves, keep-last-K, resume, save-and-stop on SIGINT/SIGTERM).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NamedArray } from '../io/safetensors.js';
-import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../io/safetensors_file.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors, syncDirectory } from '../io/safetensors_file.js';
 import { fmt } from '../shape.js';
+import type { CheckpointingOptions, TrainerState, TrainingCheckpointer } from './checkpointing.js';
 import type { Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
 import type { EMA } from '../optim/ema.js';
@@ -101,6 +105,10 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   if (c.extra !== undefined) metadata[EXTRA_KEY] = JSON.stringify(c.extra);
 
   mkdirSync(dir, { recursive: true });
+  // Temp files of a save that was killed before its rename (saveSafetensors names them FILE.tmp-*).
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(`${STATE_FILE}.tmp-`) || name.startsWith(`${MODEL_FILE}.tmp-`)) rmSync(join(dir, name), { force: true });
+  }
   saveSafetensors(join(dir, STATE_FILE), state, metadata);
   saveSafetensors(join(dir, MODEL_FILE), modelTensors, { format: 'pt', [ID_KEY]: id, [STEP_KEY]: String(c.step) });
 }
@@ -211,7 +219,8 @@ export function findLatestCheckpoint(runDir: string): string | null {
   if (!existsSync(runDir)) return null;
   let best: { dir: string; step: number } | null = null;
   for (const entry of readdirSync(runDir, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
+    // `.tmp-*` folders are saves in progress (or killed ones), never a checkpoint to resume from.
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = join(runDir, entry.name);
     let status: ReturnType<typeof inspect>;
     try {
@@ -222,4 +231,135 @@ export function findLatestCheckpoint(runDir: string): string | null {
     if (status.ok && (!best || status.step > best.step)) best = { dir, step: status.step };
   }
   return best?.dir ?? null;
+}
+
+const STEP_DIR = /^step-(\d+)$/;
+const stepDirName = (step: number) => `step-${String(step).padStart(9, '0')}`;
+
+/**
+ * Saves a complete checkpoint as `runDir`/step-NNNNNNNNN: written into a `.tmp-*` folder first
+ * and renamed into place, so the folder appears whole or not at all. Leftover `.tmp-*` folders of
+ * killed saves are removed first, and only the newest `keep` numbered checkpoints are kept.
+ * Returns the checkpoint's folder.
+ */
+export async function saveNumberedCheckpoint(runDir: string, c: CheckpointContents, keep = 3): Promise<string> {
+  if (!Number.isSafeInteger(keep) || keep < 1) throw new Error(`saveNumberedCheckpoint: keep must be an integer >= 1, got ${keep}`);
+  mkdirSync(runDir, { recursive: true });
+  for (const name of readdirSync(runDir)) if (name.startsWith('.tmp-')) rmSync(join(runDir, name), { recursive: true, force: true });
+  const temp = join(runDir, `.tmp-${randomBytes(6).toString('hex')}`);
+  await saveCheckpoint(temp, c);
+  const target = join(runDir, stepDirName(c.step));
+  if (existsSync(target)) {
+    // The same step saved again (a stop right after a resume): swap, never leaving the step absent.
+    const old = join(runDir, `.tmp-old-${randomBytes(6).toString('hex')}`);
+    renameSync(target, old);
+    renameSync(temp, target);
+    rmSync(old, { recursive: true, force: true });
+  } else {
+    renameSync(temp, target);
+  }
+  syncDirectory(runDir);
+  const numbered = readdirSync(runDir)
+    .map((name) => ({ name, m: STEP_DIR.exec(name) }))
+    .filter((e) => e.m)
+    .sort((a, b) => Number(b.m![1]) - Number(a.m![1]));
+  // Renamed out of the way first: a kill while deleting must not leave a half-deleted step-* folder.
+  for (const e of numbered.slice(keep)) {
+    const doomed = join(runDir, `.tmp-old-${randomBytes(6).toString('hex')}`);
+    renameSync(join(runDir, e.name), doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
+  return target;
+}
+
+const CHECKPOINTING_KEYS = ['dir', 'every', 'keep', 'resume', 'signals', 'onSave'];
+
+/**
+ * The trainers' checkpointing: `resume()` restores the newest complete checkpoint, `afterStep`
+ * saves every `every` steps, at the last step and when a signal asked to stop (then it returns
+ * true and the trainer returns early with `interrupted`).
+ */
+export class TrainingCheckpoints implements TrainingCheckpointer {
+  private readonly every: number;
+  private readonly keep: number;
+  private stop = false;
+  private readonly onSignal: (signal: NodeJS.Signals) => void;
+  private readonly signals: boolean;
+
+  constructor(
+    private readonly trainer: string,
+    private readonly o: CheckpointingOptions,
+    private readonly contents: Omit<CheckpointContents, 'step' | 'extra'>,
+  ) {
+    const unknown = Object.keys(o).filter((k) => !CHECKPOINTING_KEYS.includes(k));
+    if (unknown.length) throw new Error(`${trainer}: unknown checkpoint option(s) ${unknown.join(', ')} (known: ${CHECKPOINTING_KEYS.join(', ')})`);
+    if (typeof o.dir !== 'string' || !o.dir) throw new Error(`${trainer}: checkpoint.dir must name a folder`);
+    this.every = o.every ?? 200;
+    this.keep = o.keep ?? 3;
+    if (!Number.isSafeInteger(this.every) || this.every < 1) throw new Error(`${trainer}: checkpoint.every must be an integer >= 1, got ${this.every}`);
+    if (!Number.isSafeInteger(this.keep) || this.keep < 1) throw new Error(`${trainer}: checkpoint.keep must be an integer >= 1, got ${this.keep}`);
+    this.signals = o.signals ?? true;
+    this.onSignal = (signal) => {
+      if (this.stop) {
+        process.stderr.write(`\n${trainer}: second ${signal}, exiting without saving\n`);
+        process.exit(130);
+      }
+      this.stop = true;
+      process.stderr.write(`\n${trainer}: ${signal}: saving a checkpoint after this step (send it again to exit at once)\n`);
+    };
+    if (this.signals) {
+      process.on('SIGINT', this.onSignal);
+      process.on('SIGTERM', this.onSignal);
+    }
+  }
+
+  /** Restores the newest checkpoint if resuming; returns its step and loop state, or null to start fresh. */
+  resume(state: Omit<TrainerState, 'loop'>): { step: number; loop: Record<string, unknown> } | null {
+    if (!this.o.resume) return null;
+    const dir = findLatestCheckpoint(this.o.dir);
+    if (!dir) return null;
+    // Check the settings before any weights change.
+    const { extra: peek } = readCheckpointExtra(dir);
+    const saved = peek as Partial<TrainerState> | undefined;
+    if (!saved || saved.trainer !== state.trainer) {
+      throw new Error(`${this.trainer}: ${dir} was not saved by ${state.trainer} (found ${saved?.trainer ?? 'no trainer state'}); resume from a checkpoint of the same run`);
+    }
+    for (const [k, v] of Object.entries(state.settings)) {
+      if (JSON.stringify(saved.settings?.[k]) !== JSON.stringify(v)) {
+        throw new Error(`${this.trainer}: cannot resume from ${dir}: it was saved with ${k} = ${JSON.stringify(saved.settings?.[k])}, this run has ${JSON.stringify(v)}`);
+      }
+    }
+    const { step } = loadCheckpoint(dir, { ...this.contents });
+    return { step, loop: saved.loop ?? {} };
+  }
+
+  /** A signal asked to stop. */
+  get stopRequested(): boolean {
+    return this.stop;
+  }
+
+  /** Call after step `step` (1-based) of `total`; saves when due. Returns true when training must stop now. */
+  async afterStep(step: number, total: number, state: () => TrainerState): Promise<boolean> {
+    if (step % this.every === 0 || step === total || this.stop) {
+      const dir = await saveNumberedCheckpoint(this.o.dir, { ...this.contents, step, extra: state() }, this.keep);
+      this.o.onSave?.(dir, step);
+    }
+    return this.stop;
+  }
+
+  /** Removes the signal handlers. */
+  dispose(): void {
+    if (this.signals) {
+      process.off('SIGINT', this.onSignal);
+      process.off('SIGTERM', this.onSignal);
+    }
+  }
+}
+
+/** The `extra` a checkpoint was saved with, without loading any tensor. */
+export function readCheckpointExtra(dir: string): { step: number; extra: unknown } {
+  const status = inspect(dir);
+  if (!status.ok) throw new Error(`readCheckpointExtra: ${status.why}`);
+  const meta = readSafetensorsHeader(join(dir, STATE_FILE)).metadata;
+  return { step: status.step, extra: EXTRA_KEY in meta ? (JSON.parse(meta[EXTRA_KEY]) as unknown) : undefined };
 }

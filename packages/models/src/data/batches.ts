@@ -15,11 +15,18 @@ export function gatherRows(values: Float32Array, rowSize: number, indices: Int32
   return out;
 }
 
-/** Seeded minibatch rows of `n` items: a fresh permutation every epoch (batches run across epoch ends). */
-export function epochBatches(n: number, batchSize: number, seed: number): () => Int32Array {
-  let epoch = 0;
+/**
+ * Seeded minibatch rows of `n` items: a fresh permutation every epoch (batches run across epoch
+ * ends). `skip` batches are passed over first, so a resumed run sees the same order as an
+ * uninterrupted one.
+ */
+export function epochBatches(n: number, batchSize: number, seed: number, skip = 0): () => Int32Array {
+  if (!(n >= 1)) throw new Error('epochBatches: the data set is empty');
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`epochBatches: batchSize must be an integer >= 1, got ${batchSize}`);
+  const drawn = skip * batchSize;
+  let epoch = Math.floor(drawn / n);
   let order = permutation(n, deriveSeed(seed, epoch));
-  let at = 0;
+  let at = drawn - epoch * n;
   return () => {
     const rows = new Int32Array(batchSize);
     for (let i = 0; i < batchSize; i++) {

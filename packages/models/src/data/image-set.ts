@@ -10,9 +10,9 @@ export interface ImageSet {
   width: number;
 }
 
-/** Seeded minibatches of images (and labels): a fresh permutation each epoch. */
-export function batches(set: ImageSet, batchSize: number, seed: number): () => { x: Float32Array; labels: Int32Array | null; indices: Int32Array } {
-  const next = epochBatches(set.n, batchSize, seed);
+/** Seeded minibatches of images (and labels): a fresh permutation each epoch; `skip` batches passed over first. */
+export function batches(set: ImageSet, batchSize: number, seed: number, skip = 0): () => { x: Float32Array; labels: Int32Array | null; indices: Int32Array } {
+  const next = epochBatches(set.n, batchSize, seed, skip);
   return () => {
     const indices = next();
     const x = gatherRows(set.images, set.channels * set.height * set.width, indices);

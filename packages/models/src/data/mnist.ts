@@ -83,28 +83,31 @@ const NUM_DIGIT_CLASSES = 10;
 // Byte → [0, 1] float table: one lookup per pixel instead of a division.
 const BYTE_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
-function checkHeaderLength(path: string, bytes: Uint8Array, headerBytes: number, kind: string): DataView {
+const IDX_KINDS: Record<number, string> = { [IDX_IMAGES_MAGIC]: 'an IDX images file', [IDX_LABELS_MAGIC]: 'an IDX labels file' };
+
+/** Checks the magic first (a labels file read as images is named as such), then the header length. */
+function checkHeader(path: string, bytes: Uint8Array, headerBytes: number, expected: number, kind: string): DataView {
+  const header = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length >= 4) {
+    const magic = header.getInt32(0, false);
+    if (magic !== expected) {
+      const found = IDX_KINDS[magic] ? ` (${IDX_KINDS[magic]})` : '';
+      throw new DataFileError(path, `magic ${magic}${found}, expected ${expected} (IDX unsigned-byte ${kind})`);
+    }
+  }
   if (bytes.length < headerBytes) {
     throw new DataFileError(
       path,
       `file is ${bytes.length} bytes, shorter than the ${headerBytes}-byte IDX ${kind} header (truncated?)`,
     );
   }
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function checkMagic(path: string, header: DataView, expected: number, description: string): void {
-  const magic = header.getInt32(0, false);
-  if (magic !== expected) {
-    throw new DataFileError(path, `magic ${magic}, expected ${expected} (${description})`);
-  }
+  return header;
 }
 
 /** Loads an IDX3 unsigned-byte image file; pixels are scaled from 0..255 to [0, 1]. */
 export function loadIdxImages(path: string): { images: Float32Array; n: number; height: number; width: number } {
   const bytes = readMaybeGzipped(path);
-  const header = checkHeaderLength(path, bytes, IDX_IMAGES_HEADER_BYTES, 'images');
-  checkMagic(path, header, IDX_IMAGES_MAGIC, 'IDX unsigned-byte images');
+  const header = checkHeader(path, bytes, IDX_IMAGES_HEADER_BYTES, IDX_IMAGES_MAGIC, 'images');
   const n = header.getInt32(4, false);
   const height = header.getInt32(8, false);
   const width = header.getInt32(12, false);
@@ -129,8 +132,7 @@ export function loadIdxImages(path: string): { images: Float32Array; n: number; 
 /** Loads an IDX1 unsigned-byte label file and checks every label is a digit 0..9. */
 export function loadIdxLabels(path: string): Int32Array {
   const bytes = readMaybeGzipped(path);
-  const header = checkHeaderLength(path, bytes, IDX_LABELS_HEADER_BYTES, 'labels');
-  checkMagic(path, header, IDX_LABELS_MAGIC, 'IDX unsigned-byte labels');
+  const header = checkHeader(path, bytes, IDX_LABELS_HEADER_BYTES, IDX_LABELS_MAGIC, 'labels');
   const n = header.getInt32(4, false);
   const payloadBytes = bytes.length - IDX_LABELS_HEADER_BYTES;
   if (n < 0 || payloadBytes !== n) {

@@ -12,6 +12,8 @@ export interface Rng {
   int(n: number): number;
   /** Standard normal sample (Box–Muller). */
   normal(): number;
+  /** The whole generator state: createRng(rng.state()) continues the same stream (checkpoints). */
+  state(): number;
 }
 
 export function createRng(seed: number): Rng {
@@ -32,6 +34,7 @@ export function createRng(seed: number): Rng {
       const radius = Math.sqrt(-2 * Math.log(1 - next()));
       return radius * Math.cos(2 * Math.PI * next());
     },
+    state: () => state >>> 0,
   };
 }
 

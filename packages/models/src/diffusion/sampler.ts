@@ -91,6 +91,18 @@ export function reverseStep(
  * Memory stays flat: each step's temporaries are freed before the next.
  */
 export function sampleBatch(schedule: NoiseSchedule, model: Denoiser, shape: readonly number[], options: SamplerOptions = {}): Tensor {
+  const steps = reverseProcess(schedule, model, shape, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The reverse process one step at a time: yields (steps done, total) after each step and returns
+ * the samples, so a caller can show progress and let the GPU keep pace between steps.
+ */
+export function* reverseProcess(schedule: NoiseSchedule, model: Denoiser, shape: readonly number[], options: SamplerOptions = {}): Generator<[number, number], Tensor> {
   const sampler = options.sampler ?? 'ddpm';
   const o = {
     sampler,
@@ -101,16 +113,21 @@ export function sampleBatch(schedule: NoiseSchedule, model: Denoiser, shape: rea
   if (!(o.eta >= 0)) throw new Error(`sampler: eta must be >= 0, got ${o.eta}`);
   const seed = options.seed ?? 0;
   const ts = leadingTimesteps(schedule.steps, options.steps ?? (sampler === 'ddpm' ? schedule.steps : 50));
-  return noGrad(() => {
-    let x = randn(shape, { seed: deriveSeed(seed, 0) });
-    ts.forEach((t, i) => {
+  let x = noGrad(() => randn(shape, { seed: deriveSeed(seed, 0) }));
+  try {
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i];
       const prev = i + 1 < ts.length ? ts[i + 1] : -1;
-      const next = tidy(() => reverseStep(schedule, x, model(x, t), t, prev, { ...o, noiseSeed: deriveSeed(seed, i + 1) }));
+      const next = noGrad(() => tidy(() => reverseStep(schedule, x, model(x, t), t, prev, { ...o, noiseSeed: deriveSeed(seed, i + 1) })));
       x.dispose();
       x = next;
-    });
-    return x;
-  });
+      yield [i + 1, ts.length];
+    }
+  } catch (e) {
+    x.dispose();
+    throw e;
+  }
+  return x;
 }
 
 /** Classifier-free guidance: ε = ε_uncond + w (ε_cond - ε_uncond), from a model run on both. */

@@ -3,6 +3,7 @@
  */
 import {
   Adam,
+  checkOptionKeys,
   clipGradNorm,
   cosineWithWarmup,
   deriveSeed,
@@ -10,18 +11,21 @@ import {
   emaWarmupDecay,
   LossLog,
   mean,
-  noGrad,
+  ProgressBar,
   randn,
+  runtime,
   square,
   sub,
   tensor,
   tidy,
+  trainingCheckpoints,
+  type CheckpointingOptions,
   type Module,
   type Tensor,
 } from '@transfuse/core';
 import { batches, type ImageSet } from '../data/image-set.js';
 import { createRng } from '../data/prng.js';
-import { sampleBatch, type Prediction, type SamplerOptions } from './sampler.js';
+import { reverseProcess, type Prediction, type SamplerOptions } from './sampler.js';
 import type { NoiseSchedule } from './schedule.js';
 import type { UNet2D } from './unet.js';
 
@@ -56,7 +60,11 @@ export interface DiffusionTrainOptions {
   onLog?: (step: number, loss: number) => void;
   /** Sees the dataset rows of every batch (tests check that compared runs see the same data). */
   onBatch?: (indices: Int32Array) => void;
+  /** Numbered checkpoints during training, resume, and save-and-stop on SIGINT/SIGTERM. */
+  checkpoint?: CheckpointingOptions;
 }
+
+const DIFFUSION_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'prediction', 'clipNorm', 'emaDecay', 'seed', 'logEvery', 'label', 'onLog', 'onBatch', 'checkpoint'];
 
 export interface TrainResult {
   /** (step, loss) pairs read every logEvery steps. */
@@ -64,10 +72,17 @@ export interface TrainResult {
   seconds: number;
   /** The EMA of the weights, if one was kept (apply it with ema.copyTo(model) before sampling). */
   ema: EMA | null;
+  /** Steps done (fewer than `steps` when a signal stopped training after saving a checkpoint). */
+  steps: number;
+  /** A signal stopped training; the newest checkpoint holds the state to resume from. */
+  interrupted: boolean;
 }
 
 /** Trains the parameters of `model` that require grad (frozen ones stay bit-identical). */
 export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, data: ImageSet, o: DiffusionTrainOptions): Promise<TrainResult> {
+  checkOptionKeys('trainDiffusion', o, DIFFUSION_TRAIN_KEYS);
+  if (!Number.isSafeInteger(o.steps) || o.steps < 1) throw new Error(`trainDiffusion: steps must be an integer >= 1, got ${o.steps}`);
+  if (data.n < 1) throw new Error('trainDiffusion: the data set is empty');
   const seed = o.seed ?? 0;
   const trainable = model.parameters().filter((p) => p.requiresGrad);
   if (trainable.length === 0) throw new Error('trainDiffusion: the model has no trainable parameters (all frozen)');
@@ -76,36 +91,57 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   // diffusers' warmup min(decay, (1 + n) / (10 + n)): a constant decay would keep a large share
   // of the random initial weights in the average for thousands of steps.
   const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
-  const next = batches(data, o.batchSize, deriveSeed(seed, 1));
-  const rng = createRng(deriveSeed(seed, 2));
-  const log = new LossLog('trainDiffusion', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'train', hint: 'lower the learning rate', onLog: o.onLog });
-  const started = performance.now();
-  const shape = [o.batchSize, data.channels, data.height, data.width];
-  for (let step = 0; step < o.steps; step++) {
-    opt.setLrFactor(lrFactor(step));
-    const loss = tidy(() => {
-      const b = next();
-      o.onBatch?.(b.indices);
-      const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
-      // Labels condition only a class-conditional model (digit subsets keep theirs for reporting).
-      const labels = b.labels && model.config.numClassEmbeds ? tensor(b.labels) : undefined;
-      const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
-      l.backward();
-      if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
-      opt.step();
-      opt.zeroGrad();
-      ema?.update();
-      return l;
-    });
-    await log.record(step + 1, loss);
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined }) : null;
+  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n };
+  try {
+    const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });
+    const first = resumed?.step ?? 0;
+    const next = batches(data, o.batchSize, deriveSeed(seed, 1), first);
+    // The timestep stream continues from its saved state; noise seeds follow from the step.
+    let rng = createRng(deriveSeed(seed, 2));
+    if (resumed) rng = createRng(resumed.loop.rng as number);
+    const log = new LossLog('trainDiffusion', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'train', hint: 'lower the learning rate', onLog: o.onLog });
+    if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
+    const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
+    const seconds = () => (performance.now() - started) / 1000;
+    const shape = [o.batchSize, data.channels, data.height, data.width];
+    let done = first;
+    let interrupted = false;
+    for (let step = first; step < o.steps; step++) {
+      opt.setLrFactor(lrFactor(step));
+      const loss = tidy(() => {
+        const b = next();
+        o.onBatch?.(b.indices);
+        const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
+        // Labels condition only a class-conditional model (digit subsets keep theirs for reporting).
+        const labels = b.labels && model.config.numClassEmbeds ? tensor(b.labels) : undefined;
+        const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
+        l.backward();
+        if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
+        opt.step();
+        opt.zeroGrad();
+        ema?.update();
+        return l;
+      });
+      done = step + 1;
+      await log.record(done, loss);
+      if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, seconds: seconds() } })))) {
+        interrupted = done < o.steps;
+        break;
+      }
+    }
+    log.done();
+    return { losses: log.losses, seconds: seconds(), ema, steps: done, interrupted };
+  } finally {
+    ckpt?.dispose();
   }
-  log.done();
-  return { losses: log.losses, seconds: (performance.now() - started) / 1000, ema };
 }
 
 export interface SampleOptions extends SamplerOptions {
   /** Images per GPU batch (memory stays flat across batches). */
   batchSize?: number;
+  /** Progress bar label (one tick per reverse step of each batch); default none. */
+  label?: string;
 }
 
 /**
@@ -119,13 +155,27 @@ export async function sampleImages(model: UNet2D, schedule: NoiseSchedule, count
   const out = new Float32Array(count.n * d);
   const batchSize = o.batchSize ?? 256;
   const seed = o.seed ?? 0;
+  const batchesTotal = Math.ceil(count.n / batchSize);
+  let bar: ProgressBar | undefined;
   for (let start = 0, k = 0; start < count.n; start += batchSize, k++) {
     const b = Math.min(batchSize, count.n - start);
     const labels = count.labels ? tensor(count.labels.slice(start, start + b)) : undefined;
-    const x = noGrad(() => sampleBatch(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...o, seed: deriveSeed(seed, k) }));
+    const steps = reverseProcess(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...o, seed: deriveSeed(seed, k) });
+    let r = steps.next();
+    for (; !r.done; r = steps.next()) {
+      const [i, total] = r.value;
+      if (o.label) {
+        bar ??= new ProgressBar(total * batchesTotal, { label: o.label });
+        bar.update(k * total + i);
+      }
+      // Lets the GPU catch up, so the bar shows work done rather than work recorded.
+      await runtime().keepPace();
+    }
+    const x = r.value;
     out.set(await x.data(), start * d);
     x.dispose();
     labels?.dispose();
   }
+  bar?.done();
   return out;
 }

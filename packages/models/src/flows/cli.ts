@@ -1,62 +1,42 @@
 /**
  * `transfuse flow train|sample|eval`: coupling flows on 16x16 digits (dequantized, logit space).
  *
- *   train   --dataset mnist|usps --preset P [--conditional] --steps N --lr X --batch N --n N --out DIR
- *           writes DIR/model.safetensors (+ training state), DIR/flow.json (config), DIR/log.json
- *           (losses, train/test bits/dim) and DIR/samples.png (one row per class if conditional)
- *   sample  --checkpoint DIR [--n N] [--png FILE]
- *   eval    --checkpoint DIR [--dataset D] [--split train|test] [--n N]
+ *   train   writes OUT/run.json (flags, for --resume), OUT/flow.json (config), numbered checkpoints
+ *           in OUT/checkpoints/ during training, and at the end OUT/model.safetensors (+ training
+ *           state), OUT/log.json (losses, train/test bits/dim) and OUT/samples.png (one row per
+ *           class if conditional)
+ *   sample  a PNG grid from a finished run folder
+ *   eval    bits/dim of a split, by default of the data set the flow was trained on
  *
  * USPS uses the benchmark split (uspsBenchmarkSplit, seed 0): train on its 5,103 training digits,
  * test on its 2,188 held-out ones; MNIST uses its own train/test files.
  */
 import { join, resolve } from 'node:path';
 import { deriveSeed } from '@transfuse/core';
-import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
+import { loadCheckpoint, readCheckpointExtra, saveCheckpoint } from '@transfuse/core/node';
+import { CHECKPOINT_FLAGS, command, DATA_FLAG, SEED_FLAG, UsageError } from '../cli/flags.js';
+import { checkFinishedModel, checkpointsDir, runSettings, writeRunSettings } from '../cli/run-dir.js';
 import { loadDigits, prepareDigits, resolveDataDir, uspsBenchmarkSplit, type DigitDataset } from '../data/digits.js';
 import { readJson, writeJson } from '../io/files.js';
 import { savePngGrid } from '../io/png_file.js';
 import { Flow, type FlowConfig } from './flow.js';
-import { flowPreset } from './presets.js';
+import { FLOW_PRESETS, flowPreset } from './presets.js';
 import { evalBitsPerDim, imageFlowData, sampleFlow, trainFlow, type FlowData } from './train.js';
 
-export type FlowCliArgs = Record<string, string | boolean | undefined>;
-
 const SIZE = 16;
+const DATASETS = ['mnist', 'usps'] as const;
 
-function num(args: FlowCliArgs, name: string, fallback: number): number {
-  const v = args[name];
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (typeof v !== 'string' || !Number.isFinite(x)) throw new Error(`flow: --${name} must be a number, got '${String(v)}'`);
-  return x;
-}
-
-function str(args: FlowCliArgs, name: string, fallback?: string): string {
-  const v = args[name];
-  if (v === undefined || v === false) {
-    if (fallback === undefined) throw new Error(`flow: --${name} is required`);
-    return fallback;
-  }
-  if (typeof v !== 'string') throw new Error(`flow: --${name} needs a value`);
-  return v;
-}
-
-/** The digits of one split as flow data (16x16, dequantized on use). */
-function digits(dataDir: string, dataset: string, split: 'train' | 'test', n: number | undefined, seed: number): FlowData {
-  if (dataset !== 'mnist' && dataset !== 'usps') throw new Error(`flow: --dataset must be mnist or usps, got '${dataset}'`);
-  if (dataset === 'usps') {
-    const s = uspsBenchmarkSplit(dataDir, 0);
-    return imageFlowData(prepareDigits(s.raw, split === 'train' ? s.train : s.test, { size: SIZE, n, seed }));
-  }
-  return imageFlowData(prepareDigits(loadDigits(dataDir, dataset as DigitDataset, split), null, { size: SIZE, n, seed }));
-}
-
-function loadFlow(dir: string): Flow {
-  const flow = new Flow(readJson<FlowConfig>(join(dir, 'flow.json')));
-  loadCheckpoint(dir, { model: flow });
-  flow.eval();
-  return flow;
+/** The digits of one split as flow data (16x16, dequantized on use); labels only for a conditional flow. */
+function digits(dataDir: string, dataset: DigitDataset, split: 'train' | 'test', n: number | undefined, seed: number, labels: boolean): FlowData {
+  const set =
+    dataset === 'usps'
+      ? (() => {
+          const s = uspsBenchmarkSplit(dataDir, 0);
+          return prepareDigits(s.raw, split === 'train' ? s.train : s.test, { size: SIZE, n, seed });
+        })()
+      : prepareDigits(loadDigits(dataDir, dataset, split), null, { size: SIZE, n, seed });
+  const data = imageFlowData(set);
+  return labels ? data : { ...data, labels: null };
 }
 
 /** Labels 0..9 in equal consecutive runs, so a 10-column grid shows one class per row. */
@@ -67,52 +47,119 @@ async function samplePng(flow: Flow, n: number, seed: number, png: string): Prom
   savePngGrid(png, await sampleFlow(flow, n, { seed, labels }), n, SIZE, SIZE, 10);
 }
 
-export async function flowCli(sub: 'train' | 'sample' | 'eval', args: FlowCliArgs, log: (msg: string) => void): Promise<void> {
-  const seed = num(args, 'seed', 0);
-  if (sub === 'train') {
-    const dataDir = resolveDataDir(args.data as string | undefined);
-    const dataset = str(args, 'dataset', 'usps');
-    const conditional = args.conditional === true;
-    const preset = str(args, 'preset', conditional ? 'small-cond' : 'small');
-    const config = flowPreset(preset, { dim: SIZE * SIZE, logitAlpha: num(args, 'alpha', 1e-6), seed, image: { channels: 1, height: SIZE, width: SIZE } });
-    if (conditional !== !!config.condition) {
-      throw new Error(`flow: preset '${preset}' is ${config.condition ? 'conditional; pass --conditional' : 'unconditional; use realnvp-cond, realnvp-cond-emb or small-cond with --conditional'}`);
-    }
-    const n = args.n === undefined ? undefined : num(args, 'n', 0);
-    const train = digits(dataDir, dataset, 'train', n, seed);
-    const test = digits(dataDir, dataset, 'test', Math.min(2000, num(args, 'eval-n', 2000)), seed);
-    const flow = new Flow(config);
-    const out = resolve(str(args, 'out', join('results', `flow-${preset}-${dataset}`)));
-    const steps = num(args, 'steps', 2000);
-    log(`training flow '${preset}' (${flow.numParameters()} parameters) on ${train.n} ${dataset} digits at ${SIZE}x${SIZE}`);
-    const r = await trainFlow(flow, train, { steps, batchSize: num(args, 'batch', 64), lr: num(args, 'lr', 1e-3), seed: deriveSeed(seed, 1), warmup: Math.min(100, Math.floor(steps / 10)), clipNorm: 100, label: 'flow train' });
-    const trainEval = await evalBitsPerDim(flow, { ...train, n: Math.min(train.n, 2000), x: train.x.subarray(0, Math.min(train.n, 2000) * train.dim) }, { seed: deriveSeed(seed, 2) });
-    const testEval = await evalBitsPerDim(flow, test, { seed: deriveSeed(seed, 3) });
-    await saveCheckpoint(out, { model: flow, step: steps, extra: { dataset, preset } });
-    // The architecture, so sample/eval can rebuild the flow before loading its weights.
-    writeJson(join(out, 'flow.json'), config);
-    writeJson(join(out, 'log.json'), { dataset, preset, steps, seconds: r.seconds, losses: r.losses, trainBitsPerDim: trainEval.bitsPerDim, testBitsPerDim: testEval.bitsPerDim, testN: test.n });
-    await samplePng(flow, 100, deriveSeed(seed, 4), join(out, 'samples.png'));
-    log(`saved ${out} (${r.seconds.toFixed(0)} s): train ${trainEval.bitsPerDim.toFixed(3)} bits/dim, test ${testEval.bitsPerDim.toFixed(3)} bits/dim on ${test.n} ${dataset} test digits`);
-    flow.dispose();
-    return;
-  }
-  const dir = str(args, 'checkpoint');
-  const flow = loadFlow(dir);
-  if (sub === 'sample') {
-    const png = resolve(str(args, 'png', join(dir, 'samples.png')));
-    await samplePng(flow, num(args, 'n', 100), seed, png);
-    log(`wrote ${png}${flow.config.condition ? ' (one row per class)' : ''}`);
-  } else if (sub === 'eval') {
-    const saved = readJson<{ dataset: string }>(join(dir, 'log.json'));
-    const dataset = str(args, 'dataset', saved.dataset);
-    const split = str(args, 'split', 'test');
-    if (split !== 'train' && split !== 'test') throw new Error(`flow: --split must be train or test, got '${split}'`);
-    const data = digits(resolveDataDir(args.data as string | undefined), dataset, split, args.n === undefined ? undefined : num(args, 'n', 0), seed);
-    const e = await evalBitsPerDim(flow, data, { seed });
-    process.stdout.write(`${JSON.stringify({ dataset, split, n: data.n, ...e })}\n`);
-  } else {
-    throw new Error(`flow: unknown subcommand '${sub as string}' (use train, sample, eval)`);
-  }
-  flow.dispose();
+function loadFlow(dir: string): Flow {
+  const flow = new Flow(readJson<FlowConfig>(join(dir, 'flow.json')));
+  loadCheckpoint(dir, { model: flow });
+  flow.eval();
+  return flow;
 }
+
+export const flowTrain = command({
+  synopsis: 'transfuse flow train [options]: train a coupling flow on 16x16 digits, with checkpoints; --resume continues a stopped run',
+  flags: {
+    data: DATA_FLAG,
+    out: { type: 'string', help: 'run folder (default: results/flow-PRESET-DATASET)' },
+    dataset: { type: 'choice', values: DATASETS, default: 'usps', help: 'training digits' },
+    preset: { type: 'choice', values: Object.keys(FLOW_PRESETS), help: 'architecture (default: small, or small-cond with --conditional)' },
+    conditional: { type: 'bool', help: 'class-conditional flow (needs a conditional preset)' },
+    steps: { type: 'int', min: 1, default: 2000, help: 'optimizer steps' },
+    batch: { type: 'int', min: 1, max: 4096, default: 64, help: 'batch size' },
+    lr: { type: 'number', min: 0, above: true, max: 1, default: 1e-3, help: 'peak learning rate' },
+    n: { type: 'int', min: 1, help: 'train on a stratified subsample of N digits' },
+    alpha: { type: 'number', min: 0, max: 0.5, below: true, default: 1e-6, help: 'logit transform margin' },
+    'eval-n': { type: 'int', min: 1, max: 2000, default: 2000, help: 'test digits for the final bits/dim' },
+    seed: SEED_FLAG,
+    ...CHECKPOINT_FLAGS,
+  },
+  async run(v, { log, gpu }) {
+    const cmd = 'flow train';
+    const preset = v.preset ?? (v.conditional ? 'small-cond' : 'small');
+    const current = { dataset: v.dataset, preset, conditional: v.conditional, steps: v.steps, batch: v.batch, lr: v.lr, n: v.n ?? null, alpha: v.alpha, evalN: v['eval-n'], seed: v.seed };
+    const out = resolve(v.out ?? join('results', `flow-${preset}-${v.dataset}`));
+    const { settings: s, resuming } = runSettings(cmd, out, v.resume, current, v.given);
+    const config = flowPreset(s.preset, { dim: SIZE * SIZE, logitAlpha: s.alpha, seed: s.seed, image: { channels: 1, height: SIZE, width: SIZE } });
+    if (s.conditional !== !!config.condition) {
+      throw new UsageError(
+        `${cmd}: --preset ${s.preset} is ${config.condition ? 'conditional; pass --conditional' : 'unconditional; use realnvp-cond, realnvp-cond-emb or small-cond with --conditional'}`,
+      );
+    }
+    const dataDir = resolveDataDir(v.data);
+    const train = digits(dataDir, s.dataset as DigitDataset, 'train', s.n ?? undefined, s.seed, s.conditional);
+    const test = digits(dataDir, s.dataset as DigitDataset, 'test', s.evalN, s.seed, s.conditional);
+    if (!resuming) {
+      writeRunSettings(cmd, out, s);
+      // The architecture, so sample/eval can rebuild the flow before loading its weights.
+      writeJson(join(out, 'flow.json'), config);
+    }
+    await gpu();
+    const flow = new Flow(config);
+    log(`training flow '${s.preset}' (${flow.numParameters()} parameters) on ${train.n} ${s.dataset} digits at ${SIZE}x${SIZE}`);
+    const r = await trainFlow(flow, train, {
+      steps: s.steps,
+      batchSize: s.batch,
+      lr: s.lr,
+      seed: deriveSeed(s.seed, 1),
+      warmup: Math.min(100, Math.floor(s.steps / 10)),
+      clipNorm: 100,
+      label: 'flow train',
+      checkpoint: { dir: checkpointsDir(out), every: v['checkpoint-every'], keep: v.keep, resume: resuming },
+    });
+    if (r.interrupted) {
+      log(`stopped at step ${r.steps} of ${s.steps}; checkpoint saved in ${checkpointsDir(out)}. Continue with: transfuse flow train --out ${v.out ?? out} --resume`);
+      flow.dispose();
+      return;
+    }
+    const nTrain = Math.min(train.n, 2000);
+    const trainEval = await evalBitsPerDim(flow, { ...train, n: nTrain, x: train.x.subarray(0, nTrain * train.dim), labels: train.labels?.subarray(0, nTrain) }, { seed: deriveSeed(s.seed, 2), label: 'eval train' });
+    const testEval = await evalBitsPerDim(flow, test, { seed: deriveSeed(s.seed, 3), label: 'eval test' });
+    writeJson(join(out, 'log.json'), { dataset: s.dataset, preset: s.preset, steps: s.steps, seconds: r.seconds, losses: r.losses, trainBitsPerDim: trainEval.bitsPerDim, testBitsPerDim: testEval.bitsPerDim, testN: test.n });
+    await samplePng(flow, 100, deriveSeed(s.seed, 4), join(out, 'samples.png'));
+    await saveCheckpoint(out, { model: flow, step: s.steps, extra: { dataset: s.dataset, preset: s.preset } });
+    log(`saved ${out} (${r.seconds.toFixed(0)} s): train ${trainEval.bitsPerDim.toFixed(3)} bits/dim, test ${testEval.bitsPerDim.toFixed(3)} bits/dim on ${test.n} ${s.dataset} test digits`);
+    flow.dispose();
+  },
+});
+
+export const flowSample = command({
+  synopsis: 'transfuse flow sample --checkpoint DIR [options]: a PNG grid of samples (one row per class if conditional)',
+  flags: {
+    checkpoint: { type: 'string', required: true, help: "run folder written by 'flow train'" },
+    n: { type: 'int', min: 1, max: 100_000, default: 100, help: 'number of samples' },
+    png: { type: 'string', help: 'output PNG (default: CHECKPOINT/samples.png)' },
+    seed: SEED_FLAG,
+  },
+  async run(v, { log, gpu }) {
+    const dir = resolve(v.checkpoint);
+    checkFinishedModel('flow sample', dir, 'flow.json', 'flow train');
+    await gpu();
+    const flow = loadFlow(dir);
+    const png = resolve(v.png ?? join(dir, 'samples.png'));
+    await samplePng(flow, v.n, v.seed, png);
+    log(`wrote ${png}${flow.config.condition ? ' (one row per class)' : ''}`);
+    flow.dispose();
+  },
+});
+
+export const flowEval = command({
+  synopsis: 'transfuse flow eval --checkpoint DIR [options]: bits/dim of a split (prints one JSON line)',
+  flags: {
+    checkpoint: { type: 'string', required: true, help: "run folder written by 'flow train'" },
+    dataset: { type: 'choice', values: DATASETS, help: "digits to score (default: the flow's training set)" },
+    split: { type: 'choice', values: ['train', 'test'], default: 'test', help: 'which split' },
+    n: { type: 'int', min: 1, help: 'score a stratified subsample of N digits' },
+    data: DATA_FLAG,
+    seed: SEED_FLAG,
+  },
+  async run(v, { gpu }) {
+    const dir = resolve(v.checkpoint);
+    checkFinishedModel('flow eval', dir, 'flow.json', 'flow train');
+    const config = readJson<FlowConfig>(join(dir, 'flow.json'));
+    const dataset = (v.dataset ?? (readCheckpointExtra(dir).extra as { dataset?: DigitDataset } | undefined)?.dataset ?? 'usps') as DigitDataset;
+    const data = digits(resolveDataDir(v.data), dataset, v.split as 'train' | 'test', v.n, v.seed, !!config.condition);
+    await gpu();
+    const flow = loadFlow(dir);
+    const e = await evalBitsPerDim(flow, data, { seed: v.seed, label: 'eval' });
+    process.stdout.write(`${JSON.stringify({ dataset, split: v.split, n: data.n, ...e })}\n`);
+    flow.dispose();
+  },
+});

@@ -3,7 +3,7 @@
  * Image data go through uniform dequantization of their 8-bit levels: y = (level + u) / 256 in
  * (0, 1), so with a logit flow the bits/dim count the discrete 8-bit data, as published numbers do.
  */
-import { Adam, BestWeights, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
+import { Adam, BestWeights, checkOptionKeys, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, trainingCheckpoints, ProgressBar, runtime, type CheckpointingOptions, type Module, type Tensor } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
 import { epochBatches } from '../data/batches.js';
 import type { ImageSet } from '../data/image-set.js';
@@ -86,7 +86,11 @@ export interface FlowTrainOptions {
   validateEvery?: number;
   /** Stop after this many validation measurements without improvement (default: run all steps). */
   patience?: number;
+  /** Numbered checkpoints during training, resume, and save-and-stop on SIGINT/SIGTERM (not with `validation`). */
+  checkpoint?: CheckpointingOptions;
 }
+
+const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'patience', 'checkpoint'];
 
 export interface FlowValidation {
   /** (step, validation NLL in nats/dim) pairs. */
@@ -100,9 +104,11 @@ export interface FlowTrainResult {
   /** (step, training NLL in nats/dim) pairs, read every logEvery steps. */
   losses: [number, number][];
   seconds: number;
-  /** Steps actually run (fewer than `steps` when early stopping ended training). */
+  /** Steps actually run (fewer than `steps` when early stopping or a signal ended training). */
   steps: number;
   validation?: FlowValidation;
+  /** A signal stopped training; the newest checkpoint holds the state to resume from. */
+  interrupted: boolean;
 }
 
 function checkData(flow: Flow, data: FlowData, what: string): void {
@@ -113,26 +119,38 @@ function checkData(flow: Flow, data: FlowData, what: string): void {
 
 /** Trains the flow's parameters that require grad by maximum likelihood (frozen ones stay bit-identical). */
 export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions): Promise<FlowTrainResult> {
+  checkOptionKeys('trainFlow', o, FLOW_TRAIN_KEYS);
   checkData(flow, data, 'trainFlow');
+  if (!Number.isSafeInteger(o.steps) || o.steps < 1) throw new Error(`trainFlow: steps must be an integer >= 1, got ${o.steps}`);
+  if (data.n < 1) throw new Error('trainFlow: the data set is empty');
   const seed = o.seed ?? 0;
   const trainable = flow.trainableParameters();
   if (trainable.length === 0) throw new Error('trainFlow: the flow has no trainable parameters (all frozen)');
   flow.train();
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
-  const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1));
   const log = new LossLog('trainFlow', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'flow', name: 'nll', hint: 'lower the learning rate or set clipNorm', onLog: o.onLog });
   const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
   const patience = o.patience ?? Infinity;
   if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
   if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
+  if (o.validation && o.checkpoint) throw new Error('trainFlow: checkpoint and validation (early stopping) cannot be combined yet: the best weights are not part of a checkpoint');
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt }) : null;
+  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n };
   const best = o.validation ? new BestWeights(trainable) : null;
   const history: [number, number][] = [];
-  const started = performance.now();
-  let stepsRun = 0;
   let validation: FlowValidation | undefined;
   try {
-    for (let step = 0; step < o.steps; step++) {
+    // Batches and dequantization noise follow from the step, so a resumed run sees the same data.
+    const resumed = ckpt?.resume({ trainer: 'trainFlow', settings });
+    if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
+    const first = resumed?.step ?? 0;
+    const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1), first);
+    const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
+    const seconds = () => (performance.now() - started) / 1000;
+    let stepsRun = first;
+    let interrupted = false;
+    for (let step = first; step < o.steps; step++) {
       opt.setLrFactor(lrFactor(step));
       const loss = tidy(() => {
         const b = rows(data, next(), deriveSeed(seed, 1000 + step));
@@ -156,6 +174,10 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
         best!.offer(v, stepsRun);
         if (best!.sinceBest >= patience) break;
       }
+      if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, seconds: seconds() } })))) {
+        interrupted = stepsRun < o.steps;
+        break;
+      }
     }
     log.done();
     flow.eval();
@@ -163,10 +185,11 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       best.restore();
       validation = { history, bestStep: best.bestStep, best: best.best };
     }
+    return { losses: log.losses, seconds: seconds(), steps: stepsRun, validation, interrupted };
   } finally {
     best?.dispose();
+    ckpt?.dispose();
   }
-  return { losses: log.losses, seconds: (performance.now() - started) / 1000, steps: stepsRun, validation };
 }
 
 /** Per-row log p(x | cond) in nats, on the CPU (image data: of the dequantized (0, 1) values). */
@@ -193,11 +216,17 @@ export interface FlowEval {
 }
 
 /** Mean NLL of a data set in nats/dim and bits/dim (one readback per batch). */
-export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number } = {}): Promise<FlowEval> {
+export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number; /** progress bar label (default none) */ label?: string } = {}): Promise<FlowEval> {
   checkData(flow, data, 'evalBitsPerDim');
   const bs = o.batchSize ?? 512;
   let total = noGrad(() => tensor(new Float32Array(1), [1]));
+  const bar = o.label ? new ProgressBar(Math.max(1, Math.ceil(data.n / bs)), { label: o.label }) : null;
   for (let start = 0; start < data.n; start += bs) {
+    if (bar) {
+      bar.update(start / bs);
+      // Lets the GPU catch up, so the bar shows work done rather than work recorded.
+      await runtime().keepPace();
+    }
     const idx = Int32Array.from({ length: Math.min(bs, data.n - start) }, (_, i) => start + i);
     const next = noGrad(() => tidy(() => {
       const b = rows(data, idx, deriveSeed(o.seed ?? 0, start));
@@ -208,6 +237,8 @@ export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?
   }
   const nats = -(await total.data())[0] / (data.n * data.dim);
   total.dispose();
+  bar?.update(bar.total);
+  bar?.done();
   return { natsPerDim: nats, bitsPerDim: data.dequantize ? bitsPerDimFromNats(nats) : nats / Math.LN2 };
 }
 

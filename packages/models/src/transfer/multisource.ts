@@ -27,6 +27,7 @@ import {
   div,
   LossLog,
   mean,
+  ModuleList,
   mul,
   noGrad,
   randn,
@@ -35,6 +36,9 @@ import {
   sub,
   tensor,
   tidy,
+  trainingCheckpoints,
+  type CheckpointingOptions,
+  type Module,
   type Tensor,
 } from '@transfuse/core';
 import { epochBatches, gatherRows } from '../data/batches.js';
@@ -75,6 +79,8 @@ export interface ConditionalTrainOptions extends VpTimes {
   label?: string | null;
   /** Sees the rows of task k in every batch (tests check compared runs see the same data). */
   onBatch?: (task: number, indices: Int32Array) => void;
+  /** Numbered checkpoints of the heads and encoder during training, resume, and save-and-stop on SIGINT/SIGTERM. */
+  checkpoint?: CheckpointingOptions;
 }
 
 export interface ConditionalTrainResult {
@@ -82,6 +88,8 @@ export interface ConditionalTrainResult {
   losses: [number, number][];
   steps: number;
   seconds: number;
+  /** A signal stopped training; the newest checkpoint holds the state to resume from. */
+  interrupted?: boolean;
 }
 
 const times = (o: VpTimes) => ({ tMin: o.tMin ?? 1e-3, tMax: o.tMax ?? 5 });
@@ -122,52 +130,77 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
   // The frozen encoder's output is fixed: compute it once instead of every step.
   const conds = encoderFrozen ? await Promise.all(tasks.map((t) => encode(encoder, t.y, t.n))) : tasks.map((t) => t.y);
   const condDim = encoderFrozen ? dw : dy;
-  const streams = tasks.map((t, k) => epochBatches(t.n, Math.min(o.batchSize, t.n), deriveSeed(seed, 10 + k)));
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
-  const rng = createRng(deriveSeed(seed, 2));
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainConditional', o.checkpoint, { model: new ModuleList([...heads, encoder] as Module[]), optimizer: opt }) : null;
+  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 1, seed, tMin, tMax, n: tasks.map((t) => t.n) };
+  const resumed = (() => {
+    try {
+      return ckpt?.resume({ trainer: 'trainConditional', settings });
+    } catch (e) {
+      ckpt?.dispose();
+      throw e;
+    }
+  })();
+  const first = resumed?.step ?? 0;
+  // Batches and noise follow from the step; the time stream continues from its saved state.
+  const streams = tasks.map((t, k) => epochBatches(t.n, Math.min(o.batchSize, t.n), deriveSeed(seed, 10 + k), first));
+  const rng = createRng(resumed ? (resumed.loop.rng as number) : deriveSeed(seed, 2));
   const log = new LossLog('training', { steps: o.steps, logEvery: o.logEvery, label: o.label || null, hint: 'lower the learning rate', onLog: o.onLog });
-  const started = performance.now();
-  for (let step = 0; step < o.steps; step++) {
-    opt.setLrFactor(lrFactor(step));
-    const loss = tidy(() => {
-      const batches = tasks.map((t, k) => {
-        const rows = streams[k]();
-        o.onBatch?.(k, rows);
-        return { rows, x: gatherRows(t.x, heads[k].config.dataDim, rows), c: gatherRows(conds[k], condDim, rows) };
+  if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
+  const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
+  let done = first;
+  let interrupted = false;
+  try {
+    for (let step = first; step < o.steps; step++) {
+      opt.setLrFactor(lrFactor(step));
+      const loss = tidy(() => {
+        const batches = tasks.map((t, k) => {
+          const rows = streams[k]();
+          o.onBatch?.(k, rows);
+          return { rows, x: gatherRows(t.x, heads[k].config.dataDim, rows), c: gatherRows(conds[k], condDim, rows) };
+        });
+        // One encoder pass over every task's conditions, then split per task.
+        const sizes = batches.map((b) => b.rows.length);
+        const cAll = tensor(concatF32(batches.map((b) => b.c)), [sizes.reduce((a, b) => a + b, 0), condDim]);
+        const wAll = encoderFrozen ? cAll : encoder.forward(cAll);
+        let start = 0;
+        const perTask = batches.map((b, k) => {
+          const n = b.rows.length;
+          const w = sizes.length === 1 ? wAll : slice(wAll, [start, 0], [start + n, dw]);
+          start += n;
+          const ts = Float32Array.from({ length: n }, () => tMin + (tMax - tMin) * rng.next());
+          const x0 = tensor(b.x, [n, heads[k].config.dataDim]);
+          const noise = randn(x0.shape, { seed: deriveSeed(seed, 1000 + step * tasks.length + k) });
+          const a = tensor(Float32Array.from(ts, vpProcess.alpha), [n, 1]);
+          const s = tensor(Float32Array.from(ts, vpProcess.sigma), [n, 1]);
+          const xt = add(mul(x0, a), mul(noise, s));
+          const tt = tensor(ts);
+          const out = heads[k].forward(xt, w, tt);
+          // An x̂0 head is trained on F's scale, ‖(x̂0 - x0)/c_out‖² (EDM's weighting).
+          const c = heads[k].config;
+          return mean(square(c.prediction === 'sample' ? div(sub(out, x0), x0Scales(tt, c.dataStd).out) : sub(out, noise)));
+        });
+        const l = perTask.length === 1 ? perTask[0] : mul(perTask.reduce((acc, v) => add(acc, v)), 1 / perTask.length);
+        l.backward();
+        if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
+        opt.step();
+        opt.zeroGrad();
+        return l;
       });
-      // One encoder pass over every task's conditions, then split per task.
-      const sizes = batches.map((b) => b.rows.length);
-      const cAll = tensor(concatF32(batches.map((b) => b.c)), [sizes.reduce((a, b) => a + b, 0), condDim]);
-      const wAll = encoderFrozen ? cAll : encoder.forward(cAll);
-      let start = 0;
-      const perTask = batches.map((b, k) => {
-        const n = b.rows.length;
-        const w = sizes.length === 1 ? wAll : slice(wAll, [start, 0], [start + n, dw]);
-        start += n;
-        const ts = Float32Array.from({ length: n }, () => tMin + (tMax - tMin) * rng.next());
-        const x0 = tensor(b.x, [n, heads[k].config.dataDim]);
-        const noise = randn(x0.shape, { seed: deriveSeed(seed, 1000 + step * tasks.length + k) });
-        const a = tensor(Float32Array.from(ts, vpProcess.alpha), [n, 1]);
-        const s = tensor(Float32Array.from(ts, vpProcess.sigma), [n, 1]);
-        const xt = add(mul(x0, a), mul(noise, s));
-        const tt = tensor(ts);
-        const out = heads[k].forward(xt, w, tt);
-        // An x̂0 head is trained on F's scale, ‖(x̂0 - x0)/c_out‖² (EDM's weighting).
-        const c = heads[k].config;
-        return mean(square(c.prediction === 'sample' ? div(sub(out, x0), x0Scales(tt, c.dataStd).out) : sub(out, noise)));
-      });
-      const l = perTask.length === 1 ? perTask[0] : mul(perTask.reduce((acc, v) => add(acc, v)), 1 / perTask.length);
-      l.backward();
-      if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
-      opt.step();
-      opt.zeroGrad();
-      return l;
-    });
-    await log.record(step + 1, loss);
+      done = step + 1;
+      await log.record(done, loss);
+      const state = () => ({ trainer: 'trainConditional', settings, loop: { rng: rng.state(), losses: log.losses, seconds: (performance.now() - started) / 1000 } });
+      if (ckpt && (await ckpt.afterStep(done, o.steps, state))) {
+        interrupted = done < o.steps;
+        break;
+      }
+    }
+  } finally {
+    ckpt?.dispose();
   }
   log.done();
-  return { losses: log.losses, steps: o.steps, seconds: (performance.now() - started) / 1000 };
+  return { losses: log.losses, steps: done, seconds: (performance.now() - started) / 1000, interrupted };
 }
 
 function concatF32(parts: Float32Array[]): Float32Array {
