@@ -1,12 +1,13 @@
 /**
  * Runs cases with tinybench. Per case both implementations are set up and warmed (the first step
- * compiles their shaders), then sampled in alternating rounds, Transfuse then TF.js, so that both
+ * compiles their shaders), then sampled in alternating rounds, Transfuse then its peer (TF.js or PyTorch), so that both
  * see the same machine load; each round is a tinybench run of a third of the time budget (at
  * least one step). Steps slower than SLOW_STEP_MS are sampled once. Every step awaits the GPU.
  */
 import { Bench } from 'tinybench';
 import { runtime } from '@transfuse/core';
 import type { TfjsPeer } from './peer_tfjs.js';
+import type { TorchPeer } from './peer_torch.js';
 import { median, throughputOf } from './report.js';
 import type { BenchCase, CaseResult, Side, SideResult } from './types.js';
 
@@ -24,10 +25,11 @@ interface Contender {
   error: string | null;
 }
 
-async function prepare(name: string, work: number, make: () => Side, wait: () => Promise<void>): Promise<Contender> {
+async function prepare(name: string, work: number, make: () => Promise<{ side: Side; wait: () => Promise<void> }>): Promise<Contender> {
   const c: Contender = { name, work, side: null, step: async () => {}, slow: false, samples: [], error: null };
   try {
-    const side = (c.side = make());
+    const { side, wait } = await make();
+    c.side = side;
     c.step = async () => {
       side.step();
       await wait();
@@ -67,6 +69,8 @@ export interface RunOptions {
   /** Time budget per implementation per case, in milliseconds. */
   timeMs: number;
   peer: TfjsPeer | null;
+  /** PyTorch on the CPU, for cases that name a `torch` workload. */
+  torch?: TorchPeer | null;
   /** Called after each case (progress output). */
   onResult?: (r: CaseResult) => void;
 }
@@ -75,15 +79,17 @@ export async function runCases(cases: readonly BenchCase[], o: RunOptions): Prom
   const rt = runtime();
   const results: CaseResult[] = [];
   for (const c of cases) {
-    const contenders = [await prepare(`${c.name} [transfuse]`, c.work, c.transfuse, () => rt.sync())];
-    const peer = o.peer;
+    const contenders = [await prepare(`${c.name} [transfuse]`, c.work, async () => ({ side: c.transfuse(), wait: () => rt.sync() }))];
+    const { peer, torch } = o;
     const makeTf = c.tfjs;
-    if (makeTf && peer) contenders.push(await prepare(`${c.name} [tfjs]`, c.work, () => makeTf(peer.tf), () => peer.sync()));
+    const torchKey = c.torch;
+    const tfjsAt = makeTf && peer ? contenders.push(await prepare(`${c.name} [tfjs]`, c.work, async () => ({ side: makeTf(peer.tf), wait: () => peer.sync() }))) - 1 : -1;
+    const torchAt = torchKey && torch ? contenders.push(await prepare(`${c.name} [torch]`, c.work, () => torch.side(torchKey))) - 1 : -1;
     for (let round = 0; round < ROUNDS; round++) {
       for (const k of contenders) await sampleRound(k, o.timeMs / ROUNDS);
     }
-    const [transfuse, tfjs] = contenders.map(finish);
-    const r: CaseResult = { name: c.name, unit: c.unit, kind: c.kind, target: c.target, work: c.work, transfuse, tfjs: tfjs ?? null };
+    const done = contenders.map(finish);
+    const r: CaseResult = { name: c.name, unit: c.unit, kind: c.kind, target: c.target, work: c.work, transfuse: done[0], tfjs: done[tfjsAt] ?? null, torch: done[torchAt] ?? null };
     results.push(r);
     o.onResult?.(r);
   }

@@ -25,6 +25,8 @@ export interface BenchCase {
   target?: 'compute';
   transfuse: () => Side;
   tfjs?: (tf: Tf) => Side;
+  /** The same workload's key in torch_peer.py (model cases). */
+  torch?: string;
 }
 
 export interface SideResult {
@@ -43,6 +45,7 @@ export interface CaseResult {
   work: number;
   transfuse: SideResult | { error: string };
   tfjs: SideResult | { error: string } | null;
+  torch?: SideResult | { error: string } | null;
 }
 
 export const isOk = (r: SideResult | { error: string } | null | undefined): r is SideResult => !!r && 'throughput' in r;

@@ -7,12 +7,12 @@ const ok = (throughput: number, medianMs = 1) => ({ medianMs, samples: 3, throug
 
 describe('bench CLI arguments', () => {
   it('parses every option and keeps defaults otherwise', () => {
-    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false, models: false });
+    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: 'auto', variant: 'auto', help: false, models: false });
     expect(parseCliArgs(['--only', 'matmul', '--json', 'out.json', '--time', '250', '--no-peer', '--variant', 'tiled'])).toEqual({
       only: 'matmul',
       json: 'out.json',
       timeMs: 250,
-      peer: false,
+      peer: 'none',
       variant: 'tiled',
       help: false,
       models: false,
