@@ -5,7 +5,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { init, runtime } from '@transfuse/core';
+import { init, runtime, setTuneStore, setTuning, tunePending, tuningEnabled } from '@transfuse/core';
+import { defaultTuneFile, fileTuneStore } from '@transfuse/core/tune-file';
 import { allCases } from './cases.js';
 import { formatModelTable, modelCases } from './models.js';
 import { loadTfjs, type TfjsPeer } from './peer_tfjs.js';
@@ -29,7 +30,8 @@ async function main(): Promise<void> {
   const rt = runtime();
   const { machine, adapter } = describeMachine();
   const loadBefore = load();
-  console.log(`machine: ${machine}, load average ${loadBefore}\nTransfuse adapter: ${adapter}\nnode ${process.version}, --time ${opts.timeMs} ms per side, matmul variant ${opts.variant}`);
+  const afterFirstStep = tuning(opts);
+  console.log(`machine: ${machine}, load average ${loadBefore}\nTransfuse adapter: ${adapter}\nnode ${process.version}, --time ${opts.timeMs} ms per side, matmul variant ${opts.variant}, ${tuneNote()}`);
 
   let peer: TfjsPeer | null = null;
   let peerNote = 'skipped (--peer none)';
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   const results = await runCases(cases, {
     timeMs: opts.timeMs,
     peer,
+    afterFirstStep,
     onResult: (r: CaseResult) => {
       const show = (s: CaseResult['transfuse'] | null) => (!s ? '—' : isOk(s) ? `${s.throughput.toFixed(2)} ${r.unit}` : `error: ${s.error}`);
       console.log(`  ${r.name}: transfuse ${show(r.transfuse)}, tfjs ${show(r.tfjs)}`);
@@ -73,6 +76,22 @@ main().then(
   },
 );
 
+/** Applies --tune and returns the hook that measures queued variants after a first step, or undefined. */
+function tuning(opts: CliOptions): (() => Promise<void>) | undefined {
+  if (opts.tune !== null) setTuning(opts.tune);
+  if (!tuningEnabled()) return undefined;
+  setTuneStore(fileTuneStore());
+  return async () => {
+    for (const r of await tunePending()) {
+      const [, family, bucket] = r.key.split('|');
+      const times = Object.entries(r.ms).map(([v, ms]) => `${v} ${ms.toFixed(1)}`).join(', ');
+      console.log(`    tuned ${family} ${bucket}: ${r.variant} (ms: ${times})`);
+    }
+  };
+}
+
+const tuneNote = () => (tuningEnabled() ? `tuning on, cache ${defaultTuneFile()}` : 'tuning off (fixed rules and cached choices)');
+
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 
 function describeMachine(): { machine: string; adapter: string } {
@@ -90,6 +109,7 @@ async function runModels(opts: CliOptions): Promise<void> {
   await init();
   const { machine, adapter } = describeMachine();
   const loadBefore = load();
+  const afterFirstStep = tuning(opts);
   let torch: TorchPeer | null = null;
   let peerNote = 'skipped (--peer none)';
   if (opts.peer !== 'none') {
@@ -100,13 +120,14 @@ async function runModels(opts: CliOptions): Promise<void> {
       peerNote = p.label;
     }
   }
-  console.log(`machine: ${machine}, load average ${loadBefore}\nTransfuse adapter: ${adapter}\nnode ${process.version}, --time ${opts.timeMs} ms per side\npeer: ${peerNote}\n`);
+  console.log(`machine: ${machine}, load average ${loadBefore}\nTransfuse adapter: ${adapter}\nnode ${process.version}, --time ${opts.timeMs} ms per side, ${tuneNote()}\npeer: ${peerNote}\n`);
   const started = performance.now();
   try {
     const results = await runCases(cases, {
       timeMs: opts.timeMs,
       peer: null,
       torch,
+      afterFirstStep,
       onResult: (r) => {
         const show = (s: CaseResult['transfuse'] | null | undefined) => (!s ? '—' : isOk(s) ? `${s.medianMs.toFixed(1)} ms` : `error: ${s.error}`);
         console.log(`  ${r.name}: transfuse ${show(r.transfuse)}, torch ${show(r.torch)}`);

@@ -15,6 +15,8 @@ export interface CliOptions {
   help: boolean;
   /** Run the model-level cases (U-Net, flows) instead of the kernel cases. */
   models: boolean;
+  /** Measure kernel variants before timing (true), take the fixed rules (false), or follow TRANSFUSE_TUNE (null). */
+  tune: boolean | null;
 }
 
 export type Peer = 'auto' | 'tfjs' | 'torch' | 'none';
@@ -31,10 +33,13 @@ export const USAGE = `Usage: node packages/bench/dist/cli.js [--models] [--only 
   --no-peer      the same as --peer none
   --variant <v>  matmul kernel for the matmul cases: auto (default), generic, vec4 or tiled
   --models       model-level cases (U-Net training/sampling, coupling flows)
+  --tune on|off  measure kernel variants on this adapter after each case's first step (cached in
+                 TRANSFUSE_TUNE_CACHE, default ~/.cache/transfuse/tune.json), or use the fixed
+                 rules; default: TRANSFUSE_TUNE (1 = on), else off
 Adapter: TRANSFUSE_BACKEND=vulkan|lavapipe|opengl (default: a GPU driver, then lavapipe, then OpenGL).`;
 
 export function parseCliArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: 'auto', variant: 'auto', help: false, models: false };
+  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: 'auto', variant: 'auto', help: false, models: false, tune: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -59,6 +64,11 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       if (!known) throw new Error(`--peer wants one of ${PEERS.join(', ')}, got '${v}'`);
       o.peer = known;
     } else if (arg === '--no-peer') o.peer = 'none';
+    else if (arg === '--tune') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') throw new Error(`--tune wants on or off, got '${v}'`);
+      o.tune = v === 'on';
+    }
     else if (arg === '--models') o.models = true;
     else if (arg === '--help' || arg === '-h') o.help = true;
     else throw new Error(`unknown argument '${arg}'\n${USAGE}`);

@@ -1,6 +1,6 @@
 /**
  * Runs cases with tinybench. Per case both implementations are set up and warmed (the first step
- * compiles their shaders), then sampled in alternating rounds, Transfuse then its peer (TF.js or PyTorch), so that both
+ * compiles their shaders, and lets the tuner measure what Transfuse's first step queued), then sampled in alternating rounds, Transfuse then its peer (TF.js or PyTorch), so that both
  * see the same machine load; each round is a tinybench run of a third of the time budget (at
  * least one step). Steps slower than SLOW_STEP_MS are sampled once. Every step awaits the GPU.
  */
@@ -25,7 +25,7 @@ interface Contender {
   error: string | null;
 }
 
-async function prepare(name: string, work: number, make: () => Promise<{ side: Side; wait: () => Promise<void> }>): Promise<Contender> {
+async function prepare(name: string, work: number, make: () => Promise<{ side: Side; wait: () => Promise<void> }>, afterFirst?: () => Promise<void>): Promise<Contender> {
   const c: Contender = { name, work, side: null, step: async () => {}, slow: false, samples: [], error: null };
   try {
     const { side, wait } = await make();
@@ -34,6 +34,11 @@ async function prepare(name: string, work: number, make: () => Promise<{ side: S
       side.step();
       await wait();
     };
+    await c.step();
+    if (afterFirst) {
+      await afterFirst();
+      await c.step();
+    }
     const t0 = performance.now();
     await c.step();
     c.slow = performance.now() - t0 > SLOW_STEP_MS;
@@ -71,6 +76,8 @@ export interface RunOptions {
   peer: TfjsPeer | null;
   /** PyTorch on the CPU, for cases that name a `torch` workload. */
   torch?: TorchPeer | null;
+  /** Called after Transfuse's first step of each case (the tuner measures what that step queued). */
+  afterFirstStep?: () => Promise<void>;
   /** Called after each case (progress output). */
   onResult?: (r: CaseResult) => void;
 }
@@ -79,7 +86,7 @@ export async function runCases(cases: readonly BenchCase[], o: RunOptions): Prom
   const rt = runtime();
   const results: CaseResult[] = [];
   for (const c of cases) {
-    const contenders = [await prepare(`${c.name} [transfuse]`, c.work, async () => ({ side: c.transfuse(), wait: () => rt.sync() }))];
+    const contenders = [await prepare(`${c.name} [transfuse]`, c.work, async () => ({ side: c.transfuse(), wait: () => rt.sync() }), o.afterFirstStep)];
     const { peer, torch } = o;
     const makeTf = c.tfjs;
     const torchKey = c.torch;

@@ -7,3 +7,4 @@ export * from './conv.js';
 export * from './optim.js';
 export * from './rows.js';
 export * from './norm.js';
+export * from './conv_choice.js';

@@ -3,7 +3,15 @@
  * average pooling. Each has its backward rule; the kernels are in @transfuse/kernels' conv.ts.
  */
 import {
+  blockingName,
   convKernel,
+  convRowBlockingFor,
+  convRowBucket,
+  convRowCandidates,
+  convWeightGradRowBlockingFor,
+  convWeightGradRowBucket,
+  convWeightGradRowCandidates,
+  weightGradBlockingName,
   convPackChannelsKernel,
   convPackWeightsKernel,
   convRowKernel,
@@ -13,13 +21,17 @@ import {
   poolSpreadKernel,
   poolSumKernel,
   type ConvBlocking,
+  type ConvRowShape,
   type ConvWeightGradBlocking,
+  type ConvWeightGradRowShape,
   type Kernel,
 } from '@transfuse/kernels';
 import { record } from '../autograd.js';
 import { runtime } from '../engine.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { tunedVariant, type TuneTrial } from '../tune.js';
+import { randn } from './creation.js';
 import { reshape } from './layout.js';
 import { sum } from './reduce.js';
 import { empty, expectTensors, run1d } from './util.js';
@@ -57,13 +69,11 @@ interface ConvGeometry {
 }
 
 /*
- * Register blocks, measured on llvmpipe (Vulkan lavapipe and OpenGL alike; see the kernels'
- * comments): the row kernels serve stride-1 convs along x and their input gradients, the general
- * ones everything else.
+ * Register blocks of the general kernels, measured on llvmpipe (Vulkan lavapipe and OpenGL
+ * alike; see the kernels' comments). The row kernels, which serve stride-1 convs along x and their
+ * input gradients, take theirs from the choice functions in @transfuse/kernels' conv_choice.ts.
  */
-const ROW_BLOCK: ConvBlocking = { tco: 4, tpx: 8, wg: 64 };
 const CONV_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
-const WGRAD_ROW_BLOCK: ConvWeightGradBlocking = { tco: 8, tci: 2, wg: 8 };
 const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
 /** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
 const ROW_MAX_KW = 7;
@@ -160,11 +170,31 @@ function packWeights(w: Tensor, g: ConvGeometry, transposed: boolean, flip: bool
   return { wp, quads, qStride: redC * kk };
 }
 
+/** The tensors of a conv (or its input gradient) of geometry `g`, on random values, for the tuner. */
+function convTrial(g: ConvGeometry, transposed: boolean, run: (src: Tensor, w: Tensor, out: Tensor, variant: string) => void): () => TuneTrial {
+  return () => {
+    const src = randn(transposed ? [g.n, g.cout, g.ho, g.wo] : [g.n, g.cin, g.h, g.w], { seed: 1 });
+    const w = randn([g.cout, g.cig, g.kh, g.kw], { seed: 2 });
+    const out = empty(transposed ? [g.n, g.cin, g.h, g.w] : [g.n, g.cout, g.ho, g.wo], 'float32', 'tune conv2d');
+    return { run: (v) => run(src, w, out, v), dispose: () => [src, w, out].forEach((t) => t.dispose()) };
+  };
+}
+
+/** The row kernel's block for this conv: forced, measured by the tuner, or the rule's. */
+function rowBlocking(g: ConvGeometry, transposed: boolean): ConvBlocking {
+  const shape: ConvRowShape = transposed ? { outW: g.w, outCg: g.cig, redC: g.cog, kw: g.kw } : { outW: g.wo, outCg: g.cog, redC: g.cig, kw: g.kw };
+  const family = transposed ? 'conv-input-grad' : 'conv';
+  const names = convRowCandidates(shape).map(blockingName);
+  const trial = convTrial(g, transposed, (src, w, out, v) => runConv(src, w, null, out, g, transposed, `tune ${family}`, convRowBlockingFor(shape, v)));
+  return convRowBlockingFor(shape, tunedVariant(family, convRowBucket(shape), names, trial));
+}
+
 /**
  * The forward conv, or (transposed) the input gradient. Convs whose taps and output pixels are
- * 1 apart along x use the row kernel; the rest the general one (see their comments for the mapping).
+ * 1 apart along x use the row kernel (with `block`, else the chosen one); the rest the general
+ * one (see their comments for the mapping).
  */
-function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string): void {
+function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string, block?: ConvBlocking): void {
   const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
   const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
   const common = {
@@ -179,7 +209,7 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
   };
   const outputs = [out.storageFor(op)];
   if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
-    const b = { ...ROW_BLOCK, kw: g.kw };
+    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
     const chBlocks = Math.ceil(outCg / b.tco);
     // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
     const packed = packWeights(w, g, transposed, transposed, b.tco, op);
@@ -274,7 +304,22 @@ function batchSplit(n: number, perSplit: number, minItems: number): { nPerSplit:
   return { nPerSplit, splits: Math.ceil(n / nPerSplit) };
 }
 
-function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly number[], op: string): Tensor {
+/** The row weight-gradient kernel's block for this conv: forced, measured by the tuner, or the rule's. */
+function weightGradRowBlocking(g: ConvGeometry, wShape: readonly number[]): ConvWeightGradBlocking {
+  const shape: ConvWeightGradRowShape = { outW: g.wo, outCg: g.cog, inCg: g.cig, kw: g.kw };
+  const names = convWeightGradRowCandidates(shape).map(weightGradBlockingName);
+  const trial = () => {
+    const x = randn([g.n, g.cin, g.h, g.w], { seed: 1 });
+    const dy = randn([g.n, g.cout, g.ho, g.wo], { seed: 2 });
+    return {
+      run: (v: string) => weightGrad(x, dy, g, wShape, 'tune conv-wgrad', convWeightGradRowBlockingFor(shape, v)).dispose(),
+      dispose: () => [x, dy].forEach((t) => t.dispose()),
+    };
+  };
+  return convWeightGradRowBlockingFor(shape, tunedVariant('conv-wgrad', convWeightGradRowBucket(shape), names, trial));
+}
+
+function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly number[], op: string, block?: ConvWeightGradBlocking): Tensor {
   const kk = g.kh * g.kw;
   const wSize = g.cout * g.cig * kk;
   const common = {
@@ -301,7 +346,7 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
   // The row kernel reads dy channels-last (a temporary copy); the general one reads it as is.
   let dyIn = dy;
   if (rowAlongX(g)) {
-    const b = { ...WGRAD_ROW_BLOCK, kw: g.kw };
+    const b = { ...(block ?? weightGradRowBlocking(g, wShape)), kw: g.kw };
     k = convWeightGradRowKernel(b);
     const coBlocks = Math.ceil(g.cog / b.tco);
     const quads = coBlocks * (b.tco / 4);
