@@ -8,3 +8,4 @@ export * from './optim.js';
 export * from './rows.js';
 export * from './norm.js';
 export * from './conv_choice.js';
+export * from './matmul_choice.js';
