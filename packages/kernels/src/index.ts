@@ -9,3 +9,5 @@ export * from './rows.js';
 export * from './norm.js';
 export * from './conv_choice.js';
 export * from './matmul_choice.js';
+export * from './pool.js';
+export * from './softmax.js';

@@ -1,6 +1,6 @@
 /**
- * 2-D convolution (NCHW) with groups, stride, padding and dilation; nearest upsampling and
- * average pooling. Each has its backward rule; the kernels are in @transfuse/kernels' conv.ts.
+ * 2-D convolution (NCHW) with groups, stride, padding and dilation, and its backward rule; the
+ * kernels are in @transfuse/kernels' conv.ts, the choice of their blocks in conv_choice.ts.
  */
 import {
   blockingName,
@@ -18,8 +18,6 @@ import {
   convWeightGradRowKernel,
   convWeightGradKernel,
   grid,
-  poolSpreadKernel,
-  poolSumKernel,
   type ConvBlocking,
   type ConvRowShape,
   type ConvWeightGradBlocking,
@@ -423,66 +421,4 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
     const db = needs[2] ? sum(sum(reshape(dy, [g.n, g.cout, g.ho * g.wo]), 2), 0) : null;
     return [dx, dw, db];
   }, save);
-}
-
-/** Runs a pooling kernel between a big grid [planes, bigH, bigW] and a small one [planes, smallH, smallW]. */
-function pool(k: Kernel, src: Tensor, out: Tensor, big: Pair, small: Pair, win: number, step: number, scale: number, op: string): void {
-  if (out.size === 0) return;
-  run1d(k, op, out.size, [src], [out], {
-    n: out.size,
-    bigH: big[0],
-    bigW: big[1],
-    smallH: small[0],
-    smallW: small[1],
-    k: win,
-    s: step,
-    scale,
-    pad0: 0,
-    pad1: 0,
-    pad2: 0,
-  });
-}
-
-function expect4d(op: string, x: Tensor): void {
-  expectTensors(op, 'float32', x);
-  if (x.rank !== 4) throw new Error(`${op}: input must be 4-D [N, C, H, W], got ${fmt(x.shape)}`);
-}
-
-function positiveInt(op: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${op}: ${name} must be a positive integer, got ${v}`);
-}
-
-/** Nearest-neighbour upsampling of [N, C, H, W] to [N, C, H·scale, W·scale]. */
-export function upsampleNearest2d(x: Tensor, scale = 2): Tensor {
-  const op = 'upsampleNearest2d';
-  expect4d(op, x);
-  positiveInt(op, 'scale', scale);
-  const [n, c, h, w] = x.shape;
-  const big: Pair = [h * scale, w * scale];
-  const y = empty([n, c, ...big], 'float32', op);
-  pool(poolSpreadKernel(), x, y, big, [h, w], scale, scale, 1, op);
-  return record(op, [x], y, (g) => {
-    const dx = empty(x.shape, 'float32', `${op} (backward)`);
-    pool(poolSumKernel(), g, dx, big, [h, w], scale, scale, 1, `${op} (backward)`);
-    return [dx];
-  });
-}
-
-/** Average over kernel x kernel windows with the given stride (no padding): [N, C, H, W] → [N, C, Ho, Wo]. */
-export function avgPool2d(x: Tensor, kernel = 2, stride = kernel): Tensor {
-  const op = 'avgPool2d';
-  expect4d(op, x);
-  positiveInt(op, 'kernel', kernel);
-  positiveInt(op, 'stride', stride);
-  const [n, c, h, w] = x.shape;
-  if (kernel > h || kernel > w) throw new Error(`${op}: kernel ${kernel} is larger than the input's ${h}x${w} (input ${fmt(x.shape)})`);
-  const small: Pair = [Math.floor((h - kernel) / stride) + 1, Math.floor((w - kernel) / stride) + 1];
-  const y = empty([n, c, ...small], 'float32', op);
-  const scale = 1 / (kernel * kernel);
-  pool(poolSumKernel(), x, y, [h, w], small, kernel, stride, scale, op);
-  return record(op, [x], y, (g) => {
-    const dx = empty(x.shape, 'float32', `${op} (backward)`);
-    pool(poolSpreadKernel(), g, dx, [h, w], small, kernel, stride, scale, `${op} (backward)`);
-    return [dx];
-  });
 }
