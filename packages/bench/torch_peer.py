@@ -9,7 +9,8 @@ line, so that both sides are sampled in alternating rounds under the same machin
   {"cmd": "step"}               -> {"ok": true}                 one step of the current case
   {"cmd": "free"}               -> {"ok": true}
 
-Errors answer {"ok": false, "error": "..."}. Run with Debian's /usr/bin/python3 and python3-torch.
+Errors answer {"ok": false, "error": "..."}. Run with Debian's /usr/bin/python3 and python3-torch
+on the CPU, or with TRANSFUSE_TORCH_DEVICE=cuda on a GPU (each step then ends in a synchronize).
 """
 import json
 import math
@@ -21,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 torch.set_num_threads(int(os.environ.get("TRANSFUSE_TORCH_THREADS", "2")))
+DEVICE = torch.device(os.environ.get("TRANSFUSE_TORCH_DEVICE", "cpu"))
+torch.set_default_tensor_type(torch.cuda.FloatTensor if DEVICE.type == "cuda" else torch.FloatTensor)
 
 
 class ResnetBlock(nn.Module):
@@ -194,14 +197,14 @@ def ddim_sampler(model, size, steps):
     """Deterministic DDIM (eta 0) over `steps` evenly spaced timesteps of the linear DDPM schedule."""
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), dim=0)
     ts = list(range(0, 1000, 1000 // steps))[::-1]
-    labels = torch.arange(64) % 10
+    labels = (torch.arange(64) % 10).to(DEVICE)
 
     @torch.no_grad()
     def step():
         x = torch.randn(64, 1, size, size)
         for i, t in enumerate(ts):
             a, a_prev = abar[t], abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
-            eps = model(x, torch.full((64,), t, dtype=torch.long), labels)
+            eps = model(x, torch.full((64,), t, dtype=torch.long, device=DEVICE), labels)
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
             x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
 
@@ -211,12 +214,25 @@ def ddim_sampler(model, size, steps):
 def make_case(key):
     """Case keys match `torch` in packages/bench/src/models.ts."""
     torch.manual_seed(1)
+    model, step = build_case(key)
+    model.to(DEVICE)
+    if DEVICE.type != "cuda":
+        return model, step
+
+    def synced():
+        step()
+        torch.cuda.synchronize()
+
+    return model, synced
+
+
+def build_case(key):
     kind, *rest = key.split(":")
     if kind == "unet-train":
         size = int(rest[0])
         model = UNet()
         x, eps = torch.randn(64, 1, size, size), torch.randn(64, 1, size, size)
-        t, labels = torch.arange(64) * 15 % 1000, torch.arange(64) % 10
+        t, labels = (torch.arange(64) * 15 % 1000).to(DEVICE), (torch.arange(64) % 10).to(DEVICE)
         return model, train_step(model, lambda: F.mse_loss(model(x, t, labels), eps))
     if kind == "unet-sample":
         size, steps = int(rest[0]), int(rest[1])
@@ -224,11 +240,11 @@ def make_case(key):
         return model, ddim_sampler(model, size, steps)
     if kind == "flow-train":
         model = Flow(rest[0])
-        x, labels = torch.randn(256, 256) * 0.5, torch.arange(256) % 10
+        x, labels = torch.randn(256, 256) * 0.5, (torch.arange(256) % 10).to(DEVICE)
         return model, train_step(model, lambda: model.nll(x, labels))
     if kind == "flow-sample":
         model = Flow(rest[0]).eval()
-        labels = torch.arange(1000) % 10
+        labels = (torch.arange(1000) % 10).to(DEVICE)
         return model, lambda: model.sample(1000, labels)
     raise ValueError(f"unknown case '{key}'")
 
@@ -241,7 +257,8 @@ def main():
             cmd = msg.get("cmd")
             if cmd == "hello":
                 blas = "OpenBLAS" if "openblas" in os.environ.get("LD_LIBRARY_PATH", "") else "default BLAS"
-                reply = {"label": f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {blas}"}
+                where = torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads, {blas}"
+                reply = {"label": f"PyTorch {torch.__version__}, {where}"}
             elif cmd == "setup":
                 model, step = make_case(msg["case"])
                 step()
