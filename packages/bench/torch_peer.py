@@ -6,7 +6,7 @@ line, so that both sides are sampled in alternating rounds under the same machin
 
   {"cmd": "hello"}              -> {"ok": true, "label": "PyTorch 1.13.1, 2 threads, ..."}
   {"cmd": "setup", "case": k}   -> {"ok": true, "params": n}   builds case k and runs one step
-  {"cmd": "step"}               -> {"ok": true}                 one step of the current case
+  {"cmd": "step"}               -> {"ok": true, "cpuMs": t}     one step; t = this process's CPU time
   {"cmd": "free"}               -> {"ok": true}
 
 Errors answer {"ok": false, "error": "..."}. Run with Debian's /usr/bin/python3 and python3-torch
@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import torch
 import torch.nn as nn
@@ -264,8 +265,9 @@ def main():
                 step()
                 reply = {"params": sum(p.numel() for p in model.parameters())}
             elif cmd == "step":
+                cpu0 = time.process_time()
                 step()
-                reply = {}
+                reply = {"cpuMs": 1000 * (time.process_time() - cpu0)}
             elif cmd == "free":
                 step = None
                 reply = {}

@@ -124,12 +124,21 @@ export function modelCases(): ModelCase[] {
 
 const ms = (r: CaseResult['transfuse'] | null | undefined): string => (!r ? '—' : isOk(r) ? `${r.medianMs.toFixed(r.medianMs < 100 ? 1 : 0)} ms` : `error: ${r.error.split('\n')[0].slice(0, 80)}`);
 
-/** Markdown: case, Transfuse median, PyTorch median (same run), Transfuse / PyTorch time, Transfuse GFLOP/s. */
+/**
+ * Markdown: case, Transfuse and PyTorch medians (same run), their time ratio, the ratio of CPU
+ * time per step (steadier than wall time while other processes share the cores), Transfuse GFLOP/s.
+ */
 export function formatModelTable(results: readonly CaseResult[]): string {
   const rows = results.map((r) => {
-    const ratio = isOk(r.transfuse) && isOk(r.torch) ? `${(r.transfuse.medianMs / r.torch.medianMs).toFixed(1)}x` : '—';
+    const both = isOk(r.transfuse) && isOk(r.torch) ? [r.transfuse, r.torch] : null;
+    const ratio = both ? `${(both[0].medianMs / both[1].medianMs).toFixed(1)}x` : '—';
+    const cpuRatio = both && both[0].cpuMs && both[1].cpuMs ? `${(both[0].cpuMs / both[1].cpuMs).toFixed(1)}x` : '—';
     const gflops = isOk(r.transfuse) ? r.transfuse.throughput.toFixed(2) : '—';
-    return `| ${r.name} | ${ms(r.transfuse)} | ${ms(r.torch)} | ${ratio} | ${gflops} |`;
+    return `| ${r.name} | ${ms(r.transfuse)} | ${ms(r.torch)} | ${ratio} | ${cpuRatio} | ${gflops} |`;
   });
-  return ['| case | Transfuse (median) | PyTorch CPU (median, same run) | Transfuse time / PyTorch time | Transfuse GFLOP/s |', '|---|---|---|---|---|', ...rows].join('\n');
+  return [
+    '| case | Transfuse (median) | PyTorch CPU (median, same run) | time ratio | CPU-time ratio | Transfuse GFLOP/s |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }

@@ -18,20 +18,22 @@ interface Reply {
   ok: boolean;
   error?: string;
   label?: string;
+  cpuMs?: number;
 }
 
 export interface TorchPeer {
   /** e.g. "PyTorch 1.13.1, 2 threads, OpenBLAS". */
   label: string;
   /** Builds the case named `key` in the script and runs its first (untimed) step. */
-  side(key: string): Promise<{ side: Side; wait: () => Promise<void> }>;
+  side(key: string): Promise<{ side: Side; wait: () => Promise<number | void> }>;
   close(): void;
 }
 
 /** Starts the PyTorch peer, or says why it cannot. */
 export async function loadTorch(): Promise<TorchPeer | { error: string }> {
   if (!existsSync(TORCH_PYTHON)) return { error: `${TORCH_PYTHON} not found; ${TORCH_HOWTO}` };
-  const env: NodeJS.ProcessEnv = { ...process.env, TRANSFUSE_TORCH_THREADS: process.env.TRANSFUSE_TORCH_THREADS ?? '2' };
+  // Passive OpenMP waits: spinning threads would count as CPU time while the machine is shared.
+  const env: NodeJS.ProcessEnv = { OMP_WAIT_POLICY: 'PASSIVE', ...process.env, TRANSFUSE_TORCH_THREADS: process.env.TRANSFUSE_TORCH_THREADS ?? '2' };
   if (existsSync(OPENBLAS_DIR)) env.LD_LIBRARY_PATH = [OPENBLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   const child: ChildProcessWithoutNullStreams = spawn(TORCH_PYTHON, [SCRIPT], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -86,6 +88,7 @@ export async function loadTorch(): Promise<TorchPeer | { error: string }> {
         wait: async () => {
           const r = await pending;
           if (!r.ok) throw new Error(r.error ?? 'PyTorch step failed');
+          return r.cpuMs;
         },
       };
     },

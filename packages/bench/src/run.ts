@@ -22,17 +22,22 @@ interface Contender {
   step: () => Promise<void>;
   slow: boolean;
   samples: number[];
+  /** CPU milliseconds per step (the peer's own process, else this one's), sampled alongside. */
+  cpu: number[];
   error: string | null;
 }
 
-async function prepare(name: string, work: number, make: () => Promise<{ side: Side; wait: () => Promise<void> }>, afterFirst?: () => Promise<void>): Promise<Contender> {
-  const c: Contender = { name, work, side: null, step: async () => {}, slow: false, samples: [], error: null };
+async function prepare(name: string, work: number, make: () => Promise<{ side: Side; wait: () => Promise<number | void> }>, afterFirst?: () => Promise<void>): Promise<Contender> {
+  const c: Contender = { name, work, side: null, step: async () => {}, slow: false, samples: [], cpu: [], error: null };
   try {
     const { side, wait } = await make();
     c.side = side;
     c.step = async () => {
+      const cpu0 = process.cpuUsage();
       side.step();
-      await wait();
+      const own = await wait();
+      const used = process.cpuUsage(cpu0);
+      c.cpu.push(typeof own === 'number' ? own : (used.user + used.system) / 1000);
     };
     await c.step();
     if (afterFirst) {
@@ -67,7 +72,9 @@ function finish(c: Contender): SideResult | { error: string } {
   c.side?.dispose();
   if (c.error) return { error: c.error };
   const ms = median(c.samples);
-  return { medianMs: ms, samples: c.samples.length, throughput: throughputOf(c.work, ms) };
+  // The warm-up steps' CPU times (compilation) are left out.
+  const cpu = c.cpu.slice(-c.samples.length);
+  return { medianMs: ms, samples: c.samples.length, throughput: throughputOf(c.work, ms), cpuMs: median(cpu) };
 }
 
 export interface RunOptions {

@@ -35,6 +35,8 @@ export interface SideResult {
   samples: number;
   /** GFLOP/s or GB/s at the median. */
   throughput: number;
+  /** Median CPU milliseconds per step: the PyTorch process's own, or this process's (all threads, the software driver's included). */
+  cpuMs?: number;
 }
 
 export interface CaseResult {
