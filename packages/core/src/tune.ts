@@ -11,7 +11,7 @@
  * Tuning is off unless TRANSFUSE_TUNE=1 or `setTuning(true)`: off, every op takes the rule's
  * choice (or a stored one), so tests and CI runs never compile candidates.
  */
-import { runtime } from './engine.js';
+import { runtime } from './runtime/current.js';
 
 export interface TuneStore {
   get(key: string): string | undefined;

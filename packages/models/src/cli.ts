@@ -13,7 +13,7 @@ import { UNet2D, UNET_PRESETS, type UNet2DConfig } from './diffusion/unet.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import type { Family } from './experiments/mnist-usps.js';
 import { flowCli } from './flows/cli.js';
-import { readJson, writeJson } from './experiments/results.js';
+import { readJson, writeJson } from './io/files.js';
 import { savePngGrid } from './io/png.js';
 import { w1Gpu } from './metrics/gpu.js';
 

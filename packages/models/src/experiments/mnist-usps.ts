@@ -10,7 +10,8 @@ import { deriveSeed, loadCheckpoint, MODEL_FILE, saveCheckpoint } from '@transfu
 import { loadDigits, prepareDigits, uspsBenchmarkSplit } from '../data/digits.js';
 import { subsample } from '../data/split.js';
 import { NoiseSchedule } from '../diffusion/schedule.js';
-import { sampleImages, trainDiffusion, type ImageSet } from '../diffusion/train.js';
+import type { ImageSet } from '../data/image-set.js';
+import { sampleImages, trainDiffusion } from '../diffusion/train.js';
 import { UNET_PRESETS, type UNet2D, type UNet2DConfig } from '../diffusion/unet.js';
 import { savePngGrid } from '../io/png.js';
 import { lineChartSvg, type Series } from '../io/plot.js';
@@ -20,7 +21,8 @@ import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditiona
 import { Flow } from '../flows/flow.js';
 import { flowPreset } from '../flows/presets.js';
 import { evalBitsPerDim, imageFlowData, sampleFlow, splitFlowData, trainFlow } from '../flows/train.js';
-import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
+import { writeFileAtomic, writeJson } from '../io/files.js';
+import { cell, claimResultsFolder, fmtStat, stat } from './results.js';
 
 export interface MnistUspsPreset {
   /** Resolution both data sets are resized to. */
