@@ -8,9 +8,11 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TuneStore } from './tune.js';
 
+const CACHE_DIR = ['.cache', 'transfuse'];
+
 /** TRANSFUSE_TUNE_CACHE, else ~/.cache/transfuse/tune.json. */
 export function defaultTuneFile(): string {
-  return process.env.TRANSFUSE_TUNE_CACHE || join(homedir(), '.cache', 'transfuse', 'tune.json');
+  return process.env.TRANSFUSE_TUNE_CACHE || join(homedir(), ...CACHE_DIR, 'tune.json');
 }
 
 export function fileTuneStore(path = defaultTuneFile()): TuneStore {
