@@ -340,7 +340,7 @@ describe('conv2d row-kernel variants (every block the tuner may pick)', () => {
     const w = T.randn([4, 3, 3, 3]);
     T.forceVariant('conv', 'tco64_tpx1_wg1');
     try {
-      expect(() => T.conv2d(x, w, null, { padding: 1 })).toThrow(/forced conv variant 'tco64_tpx1_wg1' is not one of this shape's candidates: tco4_tpx5_wg64/);
+      expect(() => T.conv2d(x, w, null, { padding: 1 })).toThrow(/forced conv variant 'tco64_tpx1_wg1' is not one of this shape's candidates: tco4_tpx8_wg64, tco4_tpx5_wg64/);
     } finally {
       T.forceVariant('conv', null);
       x.dispose();

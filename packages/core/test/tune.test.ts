@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { fileTuneStore } from '../src/tune_file.js';
-import { blockingName, convRowCandidates, rowFit } from '@transfuse/kernels';
+import { blockingName, convRowCandidates, rowBlockPixels, rowFit } from '@transfuse/kernels';
 import { useGpu } from './helpers.js';
 
 useGpu({ poison: false });
@@ -19,9 +19,13 @@ afterEach(() => {
   T.setTuneStore(T.memoryTuneStore());
 });
 
-describe('the row-fit rule (pure)', () => {
-  test('tiles a row with the least waste, the larger block on a tie', () => {
+describe('the row conv rules (pure)', () => {
+  test('rowFit tiles a row with the least waste, the larger block on a tie', () => {
     expect([4, 5, 7, 8, 14, 16, 28, 32, 3].map((w) => rowFit(w))).toEqual([4, 5, 7, 8, 7, 8, 7, 8, 3]);
+  });
+  test('the fixed rule takes 4 pixels for rows of 4 or fewer, else 8, and comes first among the candidates', () => {
+    expect([1, 3, 4, 5, 7, 8, 14, 16, 28].map((w) => rowBlockPixels(w))).toEqual([4, 4, 4, 8, 8, 8, 8, 8, 8]);
+    expect(convRowCandidates({ outW: 7, outCg: 8, redC: 4, kw: 3 }).map(blockingName)).toEqual(['tco4_tpx8_wg64', 'tco4_tpx7_wg64', 'tco8_tpx7_wg64', 'tco8_tpx4_wg64']);
   });
 });
 
@@ -53,7 +57,7 @@ describe('tunePending', () => {
     const w = T.randn([8, 4, 3, 3]);
     T.conv2d(x, w, null, { padding: 1 }).dispose();
     expect(T.pendingTunes()).toBe(0);
-    expect(blockingName(convRowCandidates({ outW: 6, outCg: 8, redC: 4, kw: 3 })[0])).toBe('tco4_tpx6_wg64');
+    expect(blockingName(convRowCandidates({ outW: 4, outCg: 8, redC: 4, kw: 3 })[0])).toBe('tco4_tpx4_wg64');
     x.dispose();
     w.dispose();
   });

@@ -40,7 +40,8 @@ export function convWeightGradRowBucket(s: ConvWeightGradRowShape): string {
 
 /**
  * Pixels per invocation that tile the row with the least waste (pixels computed past the row end
- * and dropped), the larger on a tie: 8 for widths 8, 16, 32; 4 for 4; 7 for 7, 14, 28.
+ * and dropped), the larger on a tie: 8 for widths 8, 16, 32; 4 for 4; 7 for 7, 14, 28. A tuner
+ * candidate.
  */
 export function rowFit(outW: number, max = 8): number {
   let best = Math.min(4, outW);
@@ -51,19 +52,29 @@ export function rowFit(outW: number, max = 8): number {
   return best;
 }
 
+/**
+ * The fixed rule's pixels per invocation: 8, or 4 for rows of 4 pixels or fewer, where an 8-pixel
+ * block drops half its work (measured 1.45x faster per layer at 4x4). Rows of 7, 14 and 28 keep
+ * 8: their waste-free 7-pixel blocks measured slower on a whole U-Net step (BENCHMARKS.md).
+ */
+export function rowBlockPixels(outW: number): number {
+  return outW <= 4 ? 4 : 8;
+}
+
 /** The blocks the tuner measures for a row conv shape; the rule's choice comes first. */
 export function convRowCandidates(s: ConvRowShape): ConvBlocking[] {
   const fit = rowFit(s.outW);
   const out: ConvBlocking[] = [
+    { tco: 4, tpx: rowBlockPixels(s.outW), wg: 64 },
     { tco: 4, tpx: fit, wg: 64 },
     { tco: 8, tpx: fit, wg: 64 },
     { tco: 4, tpx: 8, wg: 64 },
+    { tco: 8, tpx: 4, wg: 64 },
   ];
-  if (fit > 4) out.push({ tco: 8, tpx: 4, wg: 64 });
   return out.filter((b, i) => out.findIndex((o) => blockingName(o) === blockingName(b)) === i);
 }
 
-/** The row conv block: the measured (or forced) one if it is a candidate, else 4 channels by the row fit. */
+/** The row conv block: the measured (or forced) one if it is a candidate, else 4 channels by `rowBlockPixels`. */
 export function convRowBlockingFor(s: ConvRowShape, chosen?: string): ConvBlocking {
   const candidates = convRowCandidates(s);
   return candidates.find((b) => blockingName(b) === chosen) ?? candidates[0];
