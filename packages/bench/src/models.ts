@@ -1,17 +1,14 @@
 /**
  * Model-level benchmarks: a diffusion U-Net training step and DDIM sampling, coupling-flow
- * training steps and sampling, defined as in ../shared/design/TORCH_BASELINE.md, next to the
- * PyTorch CPU times measured there on the same machine kind (quoted, not re-run: PyTorch is not
- * a dependency).
+ * training steps and sampling, defined as in ../shared/design/TORCH_BASELINE.md. Each case names
+ * the same workload in ../torch_peer.py, which `--peer torch` runs in the same rounds.
  */
 import { Adam, mean, randn, square, sub, tensor, tidy, type Tensor } from '@transfuse/core';
 import { Flow, flowPreset, NoiseSchedule, sampleBatch, UNet2D, UNET_PRESETS } from '@transfuse/models';
 import { isOk, type BenchCase, type CaseResult, type Side } from './types.js';
 
 export interface ModelCase extends BenchCase {
-  /** PyTorch's CPU median in ms (two runs) from TORCH_BASELINE.md, for the same work. */
-  torchMs: [number, number];
-  note?: string;
+  torch: string;
 }
 
 /** One training step of `params` with Adam: forward, MSE/NLL loss, backward, update. */
@@ -31,13 +28,13 @@ function trainSide(params: Tensor[], loss: () => Tensor, dispose: () => void): S
   };
 }
 
-function unetTrain(size: number, torchMs: [number, number], gflop: number): ModelCase {
+function unetTrain(size: number, gflop: number): ModelCase {
   return {
     name: `U-Net 32-64-64 @${size}x${size} train step b64`,
     unit: 'GFLOP/s',
     kind: 'case',
     work: gflop * 1e9,
-    torchMs,
+    torch: `unet-train:${size}`,
     transfuse: () => {
       const model = new UNet2D({ sampleSize: size, ...UNET_PRESETS.small, numClassEmbeds: 10, seed: 1 });
       const x = randn([64, 1, size, size], { seed: 2 });
@@ -52,14 +49,13 @@ function unetTrain(size: number, torchMs: [number, number], gflop: number): Mode
   };
 }
 
-function unetSample(size: number, torchMs: [number, number], gflopPerStep: number, steps: number): ModelCase {
+function unetSample(size: number, gflopPerStep: number, steps: number): ModelCase {
   return {
     name: `U-Net 32-64-64 @${size}x${size} sample 64 images, ${steps} DDIM steps`,
     unit: 'GFLOP/s',
     kind: 'case',
     work: gflopPerStep * steps * 1e9,
-    torchMs,
-    note: `PyTorch ran 100 DDPM steps; its time is scaled to ${steps} steps (the network dominates both)`,
+    torch: `unet-sample:${size}:${steps}`,
     transfuse: () => {
       const model = new UNet2D({ sampleSize: size, ...UNET_PRESETS.small, numClassEmbeds: 10, seed: 1 });
       model.eval();
@@ -77,13 +73,13 @@ function unetSample(size: number, torchMs: [number, number], gflopPerStep: numbe
   };
 }
 
-function flowTrain(preset: 'realnvp' | 'nice' | 'realnvp-cond', torchMs: [number, number], gflop: number): ModelCase {
+function flowTrain(preset: 'realnvp' | 'nice' | 'realnvp-cond', gflop: number): ModelCase {
   return {
     name: `flow ${preset} 256-dim train step b256`,
     unit: 'GFLOP/s',
     kind: 'case',
     work: gflop * 1e9,
-    torchMs,
+    torch: `flow-train:${preset}`,
     transfuse: () => {
       const flow = new Flow(flowPreset(preset, { seed: 1 }));
       const x = randn([256, 256], { seed: 2, std: 0.5 });
@@ -97,13 +93,13 @@ function flowTrain(preset: 'realnvp' | 'nice' | 'realnvp-cond', torchMs: [number
   };
 }
 
-function flowSample(preset: 'realnvp' | 'nice', torchMs: [number, number], gflop: number): ModelCase {
+function flowSample(preset: 'realnvp' | 'nice', gflop: number): ModelCase {
   return {
     name: `flow ${preset} sample 1000`,
     unit: 'GFLOP/s',
     kind: 'case',
     work: gflop * 1e9,
-    torchMs,
+    torch: `flow-sample:${preset}`,
     transfuse: () => {
       const flow = new Flow(flowPreset(preset, { seed: 1 }));
       flow.eval();
@@ -115,26 +111,34 @@ function flowSample(preset: 'realnvp' | 'nice', torchMs: [number, number], gflop
 /** The cases, with the FLOP counts of TORCH_BASELINE.md. */
 export function modelCases(): ModelCase[] {
   return [
-    unetTrain(16, [302, 257], 34.07),
-    unetTrain(28, [839, 725], 104.31),
-    unetSample(16, [4200, 4600], 11.36, 50),
-    flowTrain('realnvp', [51.6, 46.2], 5.637),
-    flowTrain('realnvp-cond', [80.7, 52.9], 5.7),
-    flowTrain('nice', [54.3, 43.6], 4.832),
-    flowSample('realnvp', [69.0, 48.9], 7.34),
-    flowSample('nice', [42.0, 53.0], 6.291),
+    unetTrain(16, 34.07),
+    unetTrain(28, 104.31),
+    unetSample(16, 11.36, 50),
+    flowTrain('realnvp', 5.637),
+    flowTrain('realnvp-cond', 5.7),
+    flowTrain('nice', 4.832),
+    flowSample('realnvp', 7.34),
+    flowSample('nice', 6.291),
   ];
 }
 
-/** Markdown: case, Transfuse median, PyTorch CPU (two runs), Transfuse / PyTorch time, GFLOP/s. */
-export function formatModelTable(cases: readonly ModelCase[], results: readonly CaseResult[]): string {
-  const rows = results.map((r, i) => {
-    const c = cases[i];
-    const torch = (c.torchMs[0] + c.torchMs[1]) / 2;
-    if (!isOk(r.transfuse)) return `| ${r.name} | ${r.transfuse.error} | ${c.torchMs.join(' / ')} ms | — | — |`;
-    const ms = r.transfuse.medianMs;
-    return `| ${r.name} | ${ms.toFixed(0)} ms | ${c.torchMs.join(' / ')} ms | ${(ms / torch).toFixed(1)}x | ${r.transfuse.throughput.toFixed(2)} |`;
+const ms = (r: CaseResult['transfuse'] | null | undefined): string => (!r ? '—' : isOk(r) ? `${r.medianMs.toFixed(r.medianMs < 100 ? 1 : 0)} ms` : `error: ${r.error.split('\n')[0].slice(0, 80)}`);
+
+/**
+ * Markdown: case, Transfuse and PyTorch medians (same run), their time ratio, the ratio of CPU
+ * time per step (steadier than wall time while other processes share the cores), Transfuse GFLOP/s.
+ */
+export function formatModelTable(results: readonly CaseResult[]): string {
+  const rows = results.map((r) => {
+    const both = isOk(r.transfuse) && isOk(r.torch) ? [r.transfuse, r.torch] : null;
+    const ratio = both ? `${(both[0].medianMs / both[1].medianMs).toFixed(1)}x` : '—';
+    const cpuRatio = both && both[0].cpuMs && both[1].cpuMs ? `${(both[0].cpuMs / both[1].cpuMs).toFixed(1)}x` : '—';
+    const gflops = isOk(r.transfuse) ? r.transfuse.throughput.toFixed(2) : '—';
+    return `| ${r.name} | ${ms(r.transfuse)} | ${ms(r.torch)} | ${ratio} | ${cpuRatio} | ${gflops} |`;
   });
-  const notes = cases.filter((c) => c.note).map((c) => `- ${c.name}: ${c.note}.`);
-  return ['| case | Transfuse (median) | PyTorch CPU (run 1 / run 2) | Transfuse time / PyTorch time | Transfuse GFLOP/s |', '|---|---|---|---|---|', ...rows, '', ...notes].join('\n');
+  return [
+    '| case | Transfuse (median) | PyTorch CPU (median, same run) | time ratio | CPU-time ratio | Transfuse GFLOP/s |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }

@@ -8,27 +8,38 @@ export interface CliOptions {
   json: string | null;
   /** Time budget per implementation per case, in milliseconds (at least 3 samples are taken anyway). */
   timeMs: number;
-  peer: boolean;
+  /** 'auto': tfjs-webgpu for the kernel cases, PyTorch for the model cases. */
+  peer: Peer;
   /** Matmul kernel variant for the matmul cases ('auto' lets Transfuse choose). */
   variant: MatmulVariant | 'auto';
   help: boolean;
-  /** Run the model-level cases (U-Net, flows) against PyTorch's quoted CPU times instead. */
+  /** Run the model-level cases (U-Net, flows) instead of the kernel cases. */
   models: boolean;
+  /** Measure kernel variants before timing (true), take the fixed rules (false), or follow TRANSFUSE_TUNE (null). */
+  tune: boolean | null;
 }
+
+export type Peer = 'auto' | 'tfjs' | 'torch' | 'none';
+const PEERS: readonly Peer[] = ['auto', 'tfjs', 'torch', 'none'];
 
 const VARIANTS: readonly (MatmulVariant | 'auto')[] = ['auto', 'generic', 'vec4', 'tiled'];
 
-export const USAGE = `Usage: node packages/bench/dist/cli.js [--only <substring>] [--time <ms>] [--json <file>] [--no-peer] [--variant <v>]
+export const USAGE = `Usage: node packages/bench/dist/cli.js [--models] [--only <substring>] [--time <ms>] [--json <file>] [--peer <p>] [--variant <v>]
   --only <s>     run only the cases whose name contains s (the ceilings always run)
   --time <ms>    time budget per implementation per case (default 1000; at least 3 samples)
   --json <f>     also write the results as JSON to f
-  --no-peer      skip TensorFlow.js
+  --peer <p>     what runs the same cases in alternating rounds: auto (default: tfjs-webgpu for
+                 kernels, PyTorch CPU for --models), tfjs, torch (--models only) or none
+  --no-peer      the same as --peer none
   --variant <v>  matmul kernel for the matmul cases: auto (default), generic, vec4 or tiled
-  --models       model-level cases (U-Net training/sampling, coupling flows) next to PyTorch CPU
+  --models       model-level cases (U-Net training/sampling, coupling flows)
+  --tune on|off  measure kernel variants on this adapter after each case's first step (cached in
+                 TRANSFUSE_TUNE_CACHE, default ~/.cache/transfuse/tune.json), or use the fixed
+                 rules; default: TRANSFUSE_TUNE (1 = on), else off
 Adapter: TRANSFUSE_BACKEND=vulkan|lavapipe|opengl (default: a GPU driver, then lavapipe, then OpenGL).`;
 
 export function parseCliArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false, models: false };
+  const o: CliOptions = { only: null, json: null, timeMs: 1000, peer: 'auto', variant: 'auto', help: false, models: false, tune: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -47,11 +58,23 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       const known = VARIANTS.find((x) => x === v);
       if (!known) throw new Error(`--variant wants one of ${VARIANTS.join(', ')}, got '${v}'`);
       o.variant = known;
-    } else if (arg === '--no-peer') o.peer = false;
+    } else if (arg === '--peer') {
+      const v = value();
+      const known = PEERS.find((x) => x === v);
+      if (!known) throw new Error(`--peer wants one of ${PEERS.join(', ')}, got '${v}'`);
+      o.peer = known;
+    } else if (arg === '--no-peer') o.peer = 'none';
+    else if (arg === '--tune') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') throw new Error(`--tune wants on or off, got '${v}'`);
+      o.tune = v === 'on';
+    }
     else if (arg === '--models') o.models = true;
     else if (arg === '--help' || arg === '-h') o.help = true;
     else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
   }
+  if (o.peer === 'torch' && !o.models) throw new Error(`--peer torch runs the model cases only; add --models`);
+  if (o.peer === 'tfjs' && o.models) throw new Error(`--peer tfjs runs the kernel cases only; the model cases compare with --peer torch`);
   return o;
 }
 

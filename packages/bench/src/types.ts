@@ -25,6 +25,8 @@ export interface BenchCase {
   target?: 'compute';
   transfuse: () => Side;
   tfjs?: (tf: Tf) => Side;
+  /** The same workload's key in torch_peer.py (model cases). */
+  torch?: string;
 }
 
 export interface SideResult {
@@ -33,6 +35,8 @@ export interface SideResult {
   samples: number;
   /** GFLOP/s or GB/s at the median. */
   throughput: number;
+  /** Median CPU milliseconds per step: the PyTorch process's own, or this process's (all threads, the software driver's included). */
+  cpuMs?: number;
 }
 
 export interface CaseResult {
@@ -43,6 +47,7 @@ export interface CaseResult {
   work: number;
   transfuse: SideResult | { error: string };
   tfjs: SideResult | { error: string } | null;
+  torch?: SideResult | { error: string } | null;
 }
 
 export const isOk = (r: SideResult | { error: string } | null | undefined): r is SideResult => !!r && 'throughput' in r;

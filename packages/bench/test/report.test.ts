@@ -7,16 +7,18 @@ const ok = (throughput: number, medianMs = 1) => ({ medianMs, samples: 3, throug
 
 describe('bench CLI arguments', () => {
   it('parses every option and keeps defaults otherwise', () => {
-    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: true, variant: 'auto', help: false, models: false });
+    expect(parseCliArgs([])).toEqual({ only: null, json: null, timeMs: 1000, peer: 'auto', variant: 'auto', help: false, models: false, tune: null });
     expect(parseCliArgs(['--only', 'matmul', '--json', 'out.json', '--time', '250', '--no-peer', '--variant', 'tiled'])).toEqual({
       only: 'matmul',
       json: 'out.json',
       timeMs: 250,
-      peer: false,
+      peer: 'none',
       variant: 'tiled',
       help: false,
       models: false,
+      tune: null,
     });
+    expect(parseCliArgs(['--models', '--peer', 'torch', '--tune', 'on'])).toMatchObject({ models: true, peer: 'torch', tune: true });
     expect(parseCliArgs(['-h']).help).toBe(true);
     expect(parseCliArgs(['--models']).models).toBe(true);
   });
@@ -28,6 +30,9 @@ describe('bench CLI arguments', () => {
     expect(() => parseCliArgs(['--time', '-3'])).toThrow(/--time wants a positive number of milliseconds, got '-3'/);
     expect(() => parseCliArgs(['--time', 'soon'])).toThrow(/got 'soon'/);
     expect(() => parseCliArgs(['--variant', 'fast'])).toThrow(/--variant wants one of auto, generic, vec4, tiled, got 'fast'/);
+    expect(() => parseCliArgs(['--peer', 'jax'])).toThrow(/--peer wants one of auto, tfjs, torch, none, got 'jax'/);
+    expect(() => parseCliArgs(['--peer', 'torch'])).toThrow(/--peer torch runs the model cases only; add --models/);
+    expect(() => parseCliArgs(['--tune', 'maybe'])).toThrow(/--tune wants on or off, got 'maybe'/);
   });
 });
 

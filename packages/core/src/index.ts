@@ -16,6 +16,7 @@ export { acquireDevice, NO_ADAPTER_HELP, type BackendName, type DeviceOptions, t
 export { Runtime } from './runtime/runtime.js';
 export { BufferPool, Storage, sizeClass, type PoolStats } from './runtime/pool.js';
 export { awaitGpu } from './runtime/wait.js';
+export { setTuneStore, setTuning, tuningEnabled, forceVariant, tunePending, pendingTunes, memoryTuneStore, type TuneStore, type TuneResult } from './tune.js';
 export { noGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep } from './scope.js';
 export type { BackwardOptions } from './backward.js';

@@ -23,3 +23,4 @@ export {
   type CheckpointContents,
   type LoadCheckpointOptions,
 } from './train/checkpoint.js';
+export { defaultTuneFile, fileTuneStore } from './tune_file.js';

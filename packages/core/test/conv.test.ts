@@ -8,6 +8,7 @@
 import { describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { tensor, type Conv2dOptions, type Tensor } from '@transfuse/core';
+import { blockingName, convRowCandidates, convWeightGradRowCandidates, weightGradBlockingName } from '@transfuse/kernels';
 import { expectClose, f32, freshSeed, randomArray, seededRandom, useGpu, values } from './helpers.js';
 
 useGpu();
@@ -301,6 +302,50 @@ describe('conv2d at the U-Net shapes', () => {
     y.backward({ grad: tensor(Float32Array.from(gy), y.shape) });
     expectClose(await values(x.grad!), poolSumRef(want.dx, [2, 32, 14, 14], 2, 2, 1), tolFor(4 * 32 * 9), `dx, seed ${seed}`);
     for (const t of [x, w, b, y]) t.dispose();
+  });
+});
+
+describe('conv2d row-kernel variants (every block the tuner may pick)', () => {
+  // Stride 1 along x, so the row kernels run; widths that every candidate's pixel block misfits.
+  const cases: ConvCase[] = [
+    { x: [3, 5, 5, 7], w: [6, 5, 3, 3], opts: { padding: 1 }, bias: true },
+    { x: [2, 9, 4, 4], w: [11, 9, 3, 3], opts: { padding: 1 }, bias: true },
+    { x: [2, 6, 9, 13], w: [5, 6, 3, 3], opts: { padding: 1 } },
+    { x: [1, 8, 6, 6], w: [8, 4, 3, 3], opts: { padding: 1, groups: 2 } },
+  ];
+  test('forward, input gradient and weight gradient match float64 references for each forced variant', async () => {
+    for (const c of cases) {
+      const [ho, wo] = [c.x[2], c.x[3]];
+      const cig = c.w[1];
+      const cog = c.w[0] / (c.opts?.groups ?? 1);
+      const fwd = convRowCandidates({ outW: wo, outCg: cog, redC: cig, kw: c.w[3] }).map(blockingName);
+      const dx = convRowCandidates({ outW: c.x[3], outCg: cig, redC: cog, kw: c.w[3] }).map(blockingName);
+      const dw = convWeightGradRowCandidates({ outW: wo, outCg: cog, inCg: cig, kw: c.w[3] }).map(weightGradBlockingName);
+      expect(ho).toBeGreaterThan(0);
+      for (let i = 0; i < Math.max(fwd.length, dx.length, dw.length); i++) {
+        T.forceVariant('conv', fwd[i % fwd.length]);
+        T.forceVariant('conv-input-grad', dx[i % dx.length]);
+        T.forceVariant('conv-wgrad', dw[i % dw.length]);
+        try {
+          await checkConv(c, true);
+        } finally {
+          for (const f of ['conv', 'conv-input-grad', 'conv-wgrad']) T.forceVariant(f, null);
+        }
+      }
+    }
+  });
+
+  test('a forced variant that is not a candidate is refused with the candidates named', () => {
+    const x = T.randn([1, 3, 5, 5]);
+    const w = T.randn([4, 3, 3, 3]);
+    T.forceVariant('conv', 'tco64_tpx1_wg1');
+    try {
+      expect(() => T.conv2d(x, w, null, { padding: 1 })).toThrow(/forced conv variant 'tco64_tpx1_wg1' is not one of this shape's candidates: tco4_tpx8_wg64, tco4_tpx5_wg64/);
+    } finally {
+      T.forceVariant('conv', null);
+      x.dispose();
+      w.dispose();
+    }
   });
 });
 

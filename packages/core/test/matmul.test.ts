@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  forceVariant,
   isSoftwareAdapter,
   linear,
   matmul,
@@ -22,6 +23,7 @@ import {
   type MatmulVariant,
   type Tensor,
 } from '@transfuse/core';
+import { geometryName, MATMUL_VEC4_CANDIDATES } from '@transfuse/kernels';
 import { expectClose, f32, freshSeed, randomArray, seededRandom, useGpu, values } from './helpers.js';
 
 useGpu();
@@ -230,6 +232,30 @@ describe('matmul variants against float64', () => {
       }
     }
   });
+});
+
+describe('vec4 matmul blocks the tuner may pick', () => {
+  for (const geometry of MATMUL_VEC4_CANDIDATES) {
+    it(`${geometryName(geometry)}: every transpose on odd shapes against float64`, async () => {
+      const seed = freshSeed();
+      const rng = seededRandom(seed);
+      forceVariant('matmul', geometryName(geometry));
+      try {
+        for (const [transA, transB] of TRANSPOSES) {
+          for (const base of [[1, 17, 3], [33, 3, 17], [97, 133, 21]]) {
+            const [M, N, K] = shapeFor('vec4', base, transA, transB);
+            const { a, b, ta, tb } = operands(rng, M, N, K, transA, transB);
+            const y = matmulRaw(ta, tb, { transA, transB, variant: 'vec4' });
+            const { c, tol } = refGemm(a, b, { M, N, K, transA, transB });
+            expectClose(await values(y), c, tol, `${geometryName(geometry)} ${M}x${K}·${K}x${N} trans ${transA},${transB} seed ${seed}`);
+            for (const t of [ta, tb, y]) t.dispose();
+          }
+        }
+      } finally {
+        forceVariant('matmul', null);
+      }
+    });
+  }
 });
 
 describe('matmul variant selection', () => {

@@ -141,8 +141,8 @@ function checkRank(rank: number, what: string): void {
   if (!Number.isInteger(rank) || rank < 1 || rank > MAX_RANK) throw new Error(`${what}: rank ${rank} outside 1..${MAX_RANK}`);
 }
 
-/** Linear invocation index over a 2-D grid of workgroups (more than 65535 workgroups need y). */
-const LINEAR_ID = 'let i = gid.x + gid.y * u.stride;';
+/** Linear invocation index over the 2-D grid of `grid` (more than 65535 workgroups need y). */
+export const LINEAR_ID = 'let i = gid.x + gid.y * u.stride;';
 
 /** Unary map over contiguous data, one vec4 per invocation. */
 export function unaryKernel(op: UnaryOp): Kernel {

@@ -10,3 +10,7 @@ export * from './conv.js';
 export * from './optim.js';
 export * from './rows.js';
 export * from './norm.js';
+export * from './conv_choice.js';
+export * from './matmul_choice.js';
+export * from './pool.js';
+export * from './softmax.js';

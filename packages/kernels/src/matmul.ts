@@ -33,9 +33,9 @@ export interface MatmulGeometry {
 }
 
 export const MATMUL_GENERIC: MatmulGeometry = { block: [4, 4], workgroup: [8, 8] };
-// Measured on llvmpipe (2026-12-03, Xeon with AVX-512): 8x16 per invocation runs 10-20% faster
-// than 8x8 on both adapters (every storage load there costs per lane, so a larger block reuses
-// each load more); the OpenGL adapter (Mesa 22) needs 8 invocations along x or loses 30%.
+// The fixed vec4 block (the tuner may pick another, matmul_choice.ts): on llvmpipe every storage
+// load costs per lane, so a larger block reuses each load more, and OpenGL's Mesa 22 needs 8
+// invocations along x (measurements in BENCHMARKS.md, "Notes").
 export const MATMUL_VEC4: MatmulGeometry = { block: [8, 16], workgroup: [8, 4] };
 export const MATMUL_TILED: MatmulGeometry = { block: [4, 4], workgroup: [16, 16] };
 /** K step of the tiled variant. */

@@ -5,10 +5,8 @@
  * every step and every parameter. Buffers are bound rounded up to 16 bytes, so the padding lanes
  * of the last vec4 are updated too; they belong to no element and are never read as data.
  */
-import { EW_WORKGROUP } from './elementwise.js';
+import { EW_WORKGROUP, LINEAR_ID } from './elementwise.js';
 import { kernel, type Kernel } from './registry.js';
-
-const LINEAR_ID = 'let i = gid.x + gid.y * u.stride;';
 
 /**
  * SGD as torch.optim.SGD: d = g·gradScale + weightDecay·p; with momentum, buf = d on the first

@@ -1,25 +1,35 @@
 /**
- * 2-D convolution (NCHW) with groups, stride, padding and dilation; nearest upsampling and
- * average pooling. Each has its backward rule; the kernels are in @transfuse/kernels' conv.ts.
+ * 2-D convolution (NCHW) with groups, stride, padding and dilation, and its backward rule; the
+ * kernels are in @transfuse/kernels' conv.ts, the choice of their blocks in conv_choice.ts.
  */
 import {
+  blockingName,
   convKernel,
+  convRowBlockingFor,
+  convRowBucket,
+  convRowCandidates,
+  convWeightGradRowBlockingFor,
+  convWeightGradRowBucket,
+  convWeightGradRowCandidates,
+  weightGradBlockingName,
   convPackChannelsKernel,
   convPackWeightsKernel,
   convRowKernel,
   convWeightGradRowKernel,
   convWeightGradKernel,
   grid,
-  poolSpreadKernel,
-  poolSumKernel,
   type ConvBlocking,
+  type ConvRowShape,
   type ConvWeightGradBlocking,
+  type ConvWeightGradRowShape,
   type Kernel,
 } from '@transfuse/kernels';
 import { record } from '../autograd.js';
 import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { tunedVariant, type TuneTrial } from '../tune.js';
+import { randn } from './creation.js';
 import { reshape } from './layout.js';
 import { sum } from './sum.js';
 import { empty, expectTensors, run1d } from './util.js';
@@ -57,13 +67,11 @@ interface ConvGeometry {
 }
 
 /*
- * Register blocks, measured on llvmpipe (Vulkan lavapipe and OpenGL alike; see the kernels'
- * comments): the row kernels serve stride-1 convs along x and their input gradients, the general
- * ones everything else.
+ * Register blocks of the general kernels, measured on llvmpipe (Vulkan lavapipe and OpenGL
+ * alike; see the kernels' comments). The row kernels, which serve stride-1 convs along x and their
+ * input gradients, take theirs from the choice functions in @transfuse/kernels' conv_choice.ts.
  */
-const ROW_BLOCK: ConvBlocking = { tco: 4, tpx: 8, wg: 64 };
 const CONV_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
-const WGRAD_ROW_BLOCK: ConvWeightGradBlocking = { tco: 8, tci: 2, wg: 8 };
 const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
 /** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
 const ROW_MAX_KW = 7;
@@ -160,11 +168,31 @@ function packWeights(w: Tensor, g: ConvGeometry, transposed: boolean, flip: bool
   return { wp, quads, qStride: redC * kk };
 }
 
+/** The tensors of a conv (or its input gradient) of geometry `g`, on random values, for the tuner. */
+function convTrial(g: ConvGeometry, transposed: boolean, run: (src: Tensor, w: Tensor, out: Tensor, variant: string) => void): () => TuneTrial {
+  return () => {
+    const src = randn(transposed ? [g.n, g.cout, g.ho, g.wo] : [g.n, g.cin, g.h, g.w], { seed: 1 });
+    const w = randn([g.cout, g.cig, g.kh, g.kw], { seed: 2 });
+    const out = empty(transposed ? [g.n, g.cin, g.h, g.w] : [g.n, g.cout, g.ho, g.wo], 'float32', 'tune conv2d');
+    return { run: (v) => run(src, w, out, v), dispose: () => [src, w, out].forEach((t) => t.dispose()) };
+  };
+}
+
+/** The row kernel's block for this conv: forced, measured by the tuner, or the rule's. */
+function rowBlocking(g: ConvGeometry, transposed: boolean): ConvBlocking {
+  const shape: ConvRowShape = transposed ? { outW: g.w, outCg: g.cig, redC: g.cog, kw: g.kw } : { outW: g.wo, outCg: g.cog, redC: g.cig, kw: g.kw };
+  const family = transposed ? 'conv-input-grad' : 'conv';
+  const names = convRowCandidates(shape).map(blockingName);
+  const trial = convTrial(g, transposed, (src, w, out, v) => runConv(src, w, null, out, g, transposed, `tune ${family}`, convRowBlockingFor(shape, v)));
+  return convRowBlockingFor(shape, tunedVariant(family, convRowBucket(shape), names, trial));
+}
+
 /**
  * The forward conv, or (transposed) the input gradient. Convs whose taps and output pixels are
- * 1 apart along x use the row kernel; the rest the general one (see their comments for the mapping).
+ * 1 apart along x use the row kernel (with `block`, else the chosen one); the rest the general
+ * one (see their comments for the mapping).
  */
-function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string): void {
+function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string, block?: ConvBlocking): void {
   const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
   const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
   const common = {
@@ -179,7 +207,7 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
   };
   const outputs = [out.storageFor(op)];
   if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
-    const b = { ...ROW_BLOCK, kw: g.kw };
+    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
     const chBlocks = Math.ceil(outCg / b.tco);
     // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
     const packed = packWeights(w, g, transposed, transposed, b.tco, op);
@@ -274,7 +302,22 @@ function batchSplit(n: number, perSplit: number, minItems: number): { nPerSplit:
   return { nPerSplit, splits: Math.ceil(n / nPerSplit) };
 }
 
-function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly number[], op: string): Tensor {
+/** The row weight-gradient kernel's block for this conv: forced, measured by the tuner, or the rule's. */
+function weightGradRowBlocking(g: ConvGeometry, wShape: readonly number[]): ConvWeightGradBlocking {
+  const shape: ConvWeightGradRowShape = { outW: g.wo, outCg: g.cog, inCg: g.cig, kw: g.kw };
+  const names = convWeightGradRowCandidates(shape).map(weightGradBlockingName);
+  const trial = () => {
+    const x = randn([g.n, g.cin, g.h, g.w], { seed: 1 });
+    const dy = randn([g.n, g.cout, g.ho, g.wo], { seed: 2 });
+    return {
+      run: (v: string) => weightGrad(x, dy, g, wShape, 'tune conv-wgrad', convWeightGradRowBlockingFor(shape, v)).dispose(),
+      dispose: () => [x, dy].forEach((t) => t.dispose()),
+    };
+  };
+  return convWeightGradRowBlockingFor(shape, tunedVariant('conv-wgrad', convWeightGradRowBucket(shape), names, trial));
+}
+
+function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly number[], op: string, block?: ConvWeightGradBlocking): Tensor {
   const kk = g.kh * g.kw;
   const wSize = g.cout * g.cig * kk;
   const common = {
@@ -301,7 +344,7 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
   // The row kernel reads dy channels-last (a temporary copy); the general one reads it as is.
   let dyIn = dy;
   if (rowAlongX(g)) {
-    const b = { ...WGRAD_ROW_BLOCK, kw: g.kw };
+    const b = { ...(block ?? weightGradRowBlocking(g, wShape)), kw: g.kw };
     k = convWeightGradRowKernel(b);
     const coBlocks = Math.ceil(g.cog / b.tco);
     const quads = coBlocks * (b.tco / 4);
@@ -378,66 +421,4 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
     const db = needs[2] ? sum(sum(reshape(dy, [g.n, g.cout, g.ho * g.wo]), 2), 0) : null;
     return [dx, dw, db];
   }, save);
-}
-
-/** Runs a pooling kernel between a big grid [planes, bigH, bigW] and a small one [planes, smallH, smallW]. */
-function pool(k: Kernel, src: Tensor, out: Tensor, big: Pair, small: Pair, win: number, step: number, scale: number, op: string): void {
-  if (out.size === 0) return;
-  run1d(k, op, out.size, [src], [out], {
-    n: out.size,
-    bigH: big[0],
-    bigW: big[1],
-    smallH: small[0],
-    smallW: small[1],
-    k: win,
-    s: step,
-    scale,
-    pad0: 0,
-    pad1: 0,
-    pad2: 0,
-  });
-}
-
-function expect4d(op: string, x: Tensor): void {
-  expectTensors(op, 'float32', x);
-  if (x.rank !== 4) throw new Error(`${op}: input must be 4-D [N, C, H, W], got ${fmt(x.shape)}`);
-}
-
-function positiveInt(op: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${op}: ${name} must be a positive integer, got ${v}`);
-}
-
-/** Nearest-neighbour upsampling of [N, C, H, W] to [N, C, H·scale, W·scale]. */
-export function upsampleNearest2d(x: Tensor, scale = 2): Tensor {
-  const op = 'upsampleNearest2d';
-  expect4d(op, x);
-  positiveInt(op, 'scale', scale);
-  const [n, c, h, w] = x.shape;
-  const big: Pair = [h * scale, w * scale];
-  const y = empty([n, c, ...big], 'float32', op);
-  pool(poolSpreadKernel(), x, y, big, [h, w], scale, scale, 1, op);
-  return record(op, [x], y, (g) => {
-    const dx = empty(x.shape, 'float32', `${op} (backward)`);
-    pool(poolSumKernel(), g, dx, big, [h, w], scale, scale, 1, `${op} (backward)`);
-    return [dx];
-  });
-}
-
-/** Average over kernel x kernel windows with the given stride (no padding): [N, C, H, W] → [N, C, Ho, Wo]. */
-export function avgPool2d(x: Tensor, kernel = 2, stride = kernel): Tensor {
-  const op = 'avgPool2d';
-  expect4d(op, x);
-  positiveInt(op, 'kernel', kernel);
-  positiveInt(op, 'stride', stride);
-  const [n, c, h, w] = x.shape;
-  if (kernel > h || kernel > w) throw new Error(`${op}: kernel ${kernel} is larger than the input's ${h}x${w} (input ${fmt(x.shape)})`);
-  const small: Pair = [Math.floor((h - kernel) / stride) + 1, Math.floor((w - kernel) / stride) + 1];
-  const y = empty([n, c, ...small], 'float32', op);
-  const scale = 1 / (kernel * kernel);
-  pool(poolSumKernel(), x, y, [h, w], small, kernel, stride, scale, op);
-  return record(op, [x], y, (g) => {
-    const dx = empty(x.shape, 'float32', `${op} (backward)`);
-    pool(poolSpreadKernel(), g, dx, [h, w], small, kernel, stride, scale, `${op} (backward)`);
-    return [dx];
-  });
 }

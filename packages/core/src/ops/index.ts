@@ -5,4 +5,5 @@ export * from './sum.js';
 export * from './reduce.js';
 export * from './matmul.js';
 export * from './conv.js';
+export * from './pool.js';
 export * from './norm.js';

@@ -7,7 +7,10 @@ import {
   MATMUL_GENERIC,
   MATMUL_TILED,
   MATMUL_TILED_SHARED_BYTES,
-  MATMUL_VEC4,
+  MATMUL_VEC4_CANDIDATES,
+  geometryName,
+  matmulBucket,
+  matmulVec4GeometryFor,
   matmulGenericKernel,
   matmulTiledKernel,
   matmulVec4Kernel,
@@ -26,6 +29,8 @@ import { mapBinary, mapUnary } from './elementwise.js';
 import { reshape } from './layout.js';
 import { expand, sum, sumTo } from './sum.js';
 import { empty, expectTensors } from './util.js';
+import { tunedVariant } from '../tune.js';
+import { randn } from './creation.js';
 
 export type { MatmulActivation, MatmulVariant } from '@transfuse/kernels';
 
@@ -95,14 +100,30 @@ export function matmulVariantFor(M: number, N: number, K: number, transA: boolea
   return vec4 ? 'vec4' : 'generic';
 }
 
-function kernelFor(variant: MatmulVariant, g: Gemm, op: string): { k: Kernel; geometry: MatmulGeometry } {
+/** The vec4 block for this product: forced, measured by the tuner (see tune.ts), or the fixed one. */
+function vec4Geometry(g: Gemm): MatmulGeometry {
+  const trial = () => {
+    const a = randn(g.transA ? [g.batch, g.K, g.M] : [g.batch, g.M, g.K], { seed: 1 });
+    const b = randn(g.transB ? [g.batch, g.N, g.K] : [g.batch, g.K, g.N], { seed: 2 });
+    const gt: Gemm = { ...g, a, b, sab: g.M * g.K, sbb: g.K * g.N, outShape: [g.batch, g.M, g.N] };
+    return {
+      run: (v: string) => gemm(gt, { variant: 'vec4' }, 'tune matmul', matmulVec4GeometryFor(v)).dispose(),
+      dispose: () => [a, b].forEach((t) => t.dispose()),
+    };
+  };
+  const names = MATMUL_VEC4_CANDIDATES.map(geometryName);
+  return matmulVec4GeometryFor(tunedVariant('matmul', matmulBucket(g.M, g.N, g.K, g.transA, g.transB), names, trial));
+}
+
+function kernelFor(variant: MatmulVariant, g: Gemm, op: string, geometry?: MatmulGeometry): { k: Kernel; geometry: MatmulGeometry } {
   switch (variant) {
     case 'generic':
       return { k: matmulGenericKernel(), geometry: MATMUL_GENERIC };
     case 'vec4': {
       const why = vec4Misfit(g.M, g.N, g.K, g.transA, g.transB);
       if (why) throw new Error(`${op}: the vec4 matmul variant cannot run ${g.M}x${g.K} · ${g.K}x${g.N}: ${why}`);
-      return { k: matmulVec4Kernel(g.transA, g.transB), geometry: MATMUL_VEC4 };
+      geometry ??= vec4Geometry(g);
+      return { k: matmulVec4Kernel(g.transA, g.transB, geometry), geometry };
     }
     case 'tiled': {
       const why = tiledMisfit(runtime().limits);
@@ -115,7 +136,7 @@ function kernelFor(variant: MatmulVariant, g: Gemm, op: string): { k: Kernel; ge
 }
 
 /** Checks the epilogue operands, then records one dispatch. */
-function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
+function gemm(g: Gemm, opts: MatmulOptions, op: string, geometry?: MatmulGeometry): Tensor {
   const { bias, residual } = opts;
   const activation = opts.activation ?? 'none';
   if (!Object.hasOwn(MATMUL_ACTIVATION_CODE, activation)) throw new Error(`${op}: unknown activation '${activation as string}' (use none, relu, silu or gelu)`);
@@ -140,7 +161,9 @@ function gemm(g: Gemm, opts: MatmulOptions, op: string): Tensor {
   }
   const requested = opts.variant ?? 'auto';
   const variant = requested === 'auto' ? matmulVariantFor(g.M, g.N, g.K, g.transA, g.transB) : requested;
-  const { k, geometry } = kernelFor(variant, g, op);
+  const chosen = kernelFor(variant, g, op, geometry);
+  const k = chosen.k;
+  geometry = chosen.geometry;
   const [tm, tn] = geometry.block;
   const [wx, wy] = geometry.workgroup;
   // Row-major A is [M, K], transposed [K, M]; B likewise. Strides are in elements.
