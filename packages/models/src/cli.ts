@@ -13,6 +13,7 @@ import { UNet2D, UNET_PRESETS, type UNet2DConfig } from './diffusion/unet.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import type { Family } from './experiments/mnist-usps.js';
 import { flowCli } from './flows/cli.js';
+import { transferCli } from './experiments/transfer-cli.js';
 import { readJson, writeJson } from './experiments/results.js';
 import { savePngGrid } from './io/png.js';
 import { w1Gpu } from './metrics/gpu.js';
@@ -23,6 +24,7 @@ const USAGE = `transfuse <command> [options]
   experiment NAME --preset P         run an experiment (${Object.keys(EXPERIMENTS).join(', ')})
                                      presets: smoke (CI, minutes), cpu (hours on 2 cores), paper (GPU scale)
                                      mnist-usps only: --ns 100,300 (source sizes)  --families diffusion,flow
+  transfer --source S --target T     the transfer experiment on your own image sets (transfuse transfer --help)
   diffusion train                    train a U-Net on digits and save a checkpoint
   diffusion sample                   sample a PNG grid from a checkpoint
   flow train|sample|eval             coupling flows on digits (bits/dim, sample grids)
@@ -52,6 +54,7 @@ function fail(msg: string): never {
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'transfer') return init().then(() => transferCli(argv.slice(1), log));
   const { values: v, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -3,6 +3,7 @@
  */
 import {
   Adam,
+  BestWeights,
   clipGradNorm,
   cosineWithWarmup,
   deriveSeed,
@@ -65,6 +66,23 @@ export interface DiffusionTrainOptions {
   onLog?: (step: number, loss: number) => void;
   /** Sees the dataset rows of every batch (tests check that compared runs see the same data). */
   onBatch?: (indices: Int32Array) => void;
+  /**
+   * Early stopping: held-out images whose loss (`validationLoss`: fixed timesteps and noise, so
+   * it moves only with the weights) is measured every `validateEvery` steps and at the last
+   * step; the weights of the best measurement are written back at the end.
+   */
+  validation?: ImageSet;
+  validateEvery?: number;
+  /** Stop after this many measurements without improvement (default: run all steps). */
+  patience?: number;
+}
+
+export interface ValidationRecord {
+  /** (step, validation loss) pairs. */
+  history: [number, number][];
+  /** The step whose weights were kept, and its loss. */
+  bestStep: number;
+  best: number;
 }
 
 export interface TrainResult {
@@ -73,6 +91,38 @@ export interface TrainResult {
   seconds: number;
   /** The EMA of the weights, if one was kept (apply it with ema.copyTo(model) before sampling). */
   ema: EMA | null;
+  /** Steps run (fewer than `steps` when early stopping ended training). */
+  steps: number;
+  validation?: ValidationRecord;
+}
+
+/**
+ * The mean diffusion loss of held-out images with `repeats` fixed (timestep, noise) draws per
+ * image: timesteps evenly spread over the schedule, noise from `seed`, so two measurements differ
+ * only through the weights.
+ */
+export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set: ImageSet, o: { seed?: number; repeats?: number; prediction?: Prediction; batchSize?: number } = {}): Promise<number> {
+  const repeats = o.repeats ?? 4;
+  const total = set.n * repeats;
+  const d = set.channels * set.height * set.width;
+  const batchSize = o.batchSize ?? 256;
+  let sum = 0;
+  for (let start = 0, k = 0; start < total; start += batchSize, k++) {
+    const b = Math.min(batchSize, total - start);
+    const rows = Int32Array.from({ length: b }, (_, i) => (start + i) % set.n);
+    const x = new Float32Array(b * d);
+    rows.forEach((r, i) => x.set(set.images.subarray(r * d, (r + 1) * d), i * d));
+    const steps = Int32Array.from({ length: b }, (_, i) => Math.min(schedule.steps - 1, Math.floor(((start + i + 0.5) / total) * schedule.steps)));
+    const loss = noGrad(() =>
+      tidy(() => {
+        const labels = set.labels && model.config.numClassEmbeds ? tensor(Int32Array.from(rows, (r) => set.labels![r])) : undefined;
+        return diffusionLoss(model, schedule, tensor(x, [b, set.channels, set.height, set.width]), labels, tensor(steps), deriveSeed(o.seed ?? 0, k), o.prediction);
+      }),
+    );
+    sum += (await loss.item()) * b;
+    loss.dispose();
+  }
+  return sum / total;
 }
 
 /** Seeded minibatches: a fresh permutation each epoch. */
@@ -109,28 +159,51 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   const next = batches(data, o.batchSize, deriveSeed(seed, 1));
   const rng = createRng(deriveSeed(seed, 2));
   const log = new LossLog('trainDiffusion', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'train', hint: 'lower the learning rate', onLog: o.onLog });
+  const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
+  const patience = o.patience ?? Infinity;
+  if (o.validation && !(validateEvery >= 1 && patience >= 1)) throw new Error(`trainDiffusion: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
+  const best = o.validation ? new BestWeights(trainable) : null;
+  const history: [number, number][] = [];
+  let stepsRun = 0;
   const started = performance.now();
   const shape = [o.batchSize, data.channels, data.height, data.width];
-  for (let step = 0; step < o.steps; step++) {
-    opt.setLrFactor(lrFactor(step));
-    const loss = tidy(() => {
-      const b = next();
-      o.onBatch?.(b.indices);
-      const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
-      // Labels condition only a class-conditional model (digit subsets keep theirs for reporting).
-      const labels = b.labels && model.config.numClassEmbeds ? tensor(b.labels) : undefined;
-      const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
-      l.backward();
-      if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
-      opt.step();
-      opt.zeroGrad();
-      ema?.update();
-      return l;
-    });
-    await log.record(step + 1, loss);
+  try {
+    for (let step = 0; step < o.steps; step++) {
+      opt.setLrFactor(lrFactor(step));
+      const loss = tidy(() => {
+        const b = next();
+        o.onBatch?.(b.indices);
+        const t = tensor(Int32Array.from({ length: o.batchSize }, () => rng.int(schedule.steps)));
+        // Labels condition only a class-conditional model (digit subsets keep theirs for reporting).
+        const labels = b.labels && model.config.numClassEmbeds ? tensor(b.labels) : undefined;
+        const l = diffusionLoss(model, schedule, tensor(b.x, shape), labels, t, deriveSeed(seed, 1000 + step), o.prediction);
+        l.backward();
+        if ((o.clipNorm ?? 1) > 0) clipGradNorm(trainable, o.clipNorm ?? 1);
+        opt.step();
+        opt.zeroGrad();
+        ema?.update();
+        return l;
+      });
+      stepsRun = step + 1;
+      const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
+      await log.record(stepsRun, loss, validating);
+      if (validating) {
+        model.eval();
+        const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
+        model.train();
+        if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${stepsRun}`);
+        history.push([stepsRun, v]);
+        best!.offer(v, stepsRun);
+        if (best!.sinceBest >= patience) break;
+      }
+    }
+    log.done();
+    best?.restore();
+  } finally {
+    best?.dispose();
   }
-  log.done();
-  return { losses: log.losses, seconds: (performance.now() - started) / 1000, ema };
+  const validation = best ? { history, bestStep: best.bestStep, best: best.best } : undefined;
+  return { losses: log.losses, seconds: (performance.now() - started) / 1000, ema, steps: stepsRun, ...(validation ? { validation } : {}) };
 }
 
 export interface SampleOptions extends SamplerOptions {
