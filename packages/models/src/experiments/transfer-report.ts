@@ -20,6 +20,8 @@ export function writeTransferReport(out: string, r: TransferResults): void {
   const c = r.config;
   const rows = r.summary.rows;
   const hasAcc = rows.some((row) => Object.values(row.arms).some((a) => a?.classAccuracy));
+  // The variant gets its own column when the transfer arm is the main procedure.
+  const hasVariant = rows.some((row) => row.transferArm === 'transfer' && row.arms.variant);
   const lines = [
     `# ${r.experiment} (preset ${r.preset}, protocol ${r.protocolVersion})`,
     '',
@@ -27,8 +29,8 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     `Label-matched real-vs-real floor: ${r.floor.w1.toFixed(4)}.` + (r.classifier ? ` Class fidelity: an MLP classifier trained on the target training images, ${(100 * r.classifier.heldOutAccuracy).toFixed(1)}% on ${r.classifier.heldOut} held-out real images.` : ''),
     `Seeds: ${c.seeds.join(', ')}. Every run stops on its own validation split (${100 * c.validationFraction.source}% of the source, ${100 * c.validationFraction.target}% of the target subset) and keeps its best weights; 'matched' is the baseline given the transfer arm's total steps.`,
     '',
-    `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |`,
-    `|---|---|---|---|---|---|---|---|${hasAcc ? '---|---|---|' : ''}---|`,
+    `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |${hasVariant ? ' variant W1 |' : ''}`,
+    `|---|---|---|---|---|---|---|---|${hasAcc ? '---|---|---|' : ''}---|${hasVariant ? '---|' : ''}`,
   ];
   for (const row of rows) {
     const t = row.arms[row.transferArm];
@@ -36,7 +38,7 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     const used = r.sourceSizes[row.ns] ?? row.ns;
     const acc = hasAcc ? ` ${pct(t?.classAccuracy)} | ${pct(row.arms.baseline?.classAccuracy)} | ${pct(row.arms.matched?.classAccuracy)} |` : '';
     lines.push(
-      `| ${name} | ${row.nt === 'all' ? `all (${row.ntUsed})` : row.ntUsed} | ${used < row.ns ? `${row.ns} (all ${used})` : row.ns} | ${f3(t?.w1)} | ${f3(row.arms.baseline?.w1)} | ${f3(row.arms.matched?.w1)} | ${diff(row.vsBaseline)} | ${diff(row.vsMatched)} |${acc} ${steps(t)} / ${steps(row.arms.baseline)} / ${steps(row.arms.matched)} |`,
+      `| ${name} | ${row.nt === 'all' ? `all (${row.ntUsed})` : row.ntUsed} | ${used < row.ns ? `${row.ns} (all ${used})` : row.ns} | ${f3(t?.w1)} | ${f3(row.arms.baseline?.w1)} | ${f3(row.arms.matched?.w1)} | ${diff(row.vsBaseline)} | ${diff(row.vsMatched)} |${acc} ${steps(t)} / ${steps(row.arms.baseline)} / ${steps(row.arms.matched)} |${hasVariant ? ` ${row.transferArm === 'transfer' ? f3(row.arms.variant?.w1) : '-'} |` : ''}`,
     );
   }
   lines.push('', 'Differences are paired by seed (same seed, same target data): mean ± sd; "lower" or "higher" only when the mean is farther from 0 than one sd.');
