@@ -39,9 +39,9 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
   // A 2-core CPU in hours: the n_t sweep, 3 seeds, diffusion and the flows' best variant
   // (fresh-head conditional, fresh g_t for digit 3). Caps are upper bounds; runs stop on validation.
   cpu: {
-    size: 16, seeds: [0, 1, 2], nsList: [100, 3000, 60000], ntList: [100, 300, 1000, 'all'], evalN: 1000,
+    size: 16, seeds: [0, 1, 2], nsList: [100, 60000], ntList: [100, 1000, 'all'], evalN: 1000,
     validationFraction: { source: 0.1, target: 0.2 }, maxValidation: 500,
-    diffusion: { unet: 'tiny', samplerSteps: 25, arms: ['transfer', 'baseline', 'matched'], source: budget(3000, 32, 3e-3, 250, 4), target: budget(2000, 32, 3e-3, 100, 5) },
+    diffusion: { unet: 'tiny', samplerSteps: 25, arms: ['transfer', 'baseline', 'matched'], source: budget(2000, 32, 3e-3, 200, 4), target: budget(1500, 32, 3e-3, 100, 5) },
     flow: { arms: ['variant', 'baseline', 'matched'], source: budget(3000, 64, 1e-3, 100, 5), target: budget(1500, 64, 1e-3, 50, 8) },
     classifier: { steps: 3000, batchSize: 64, lr: 1e-3 },
   },
