@@ -112,6 +112,7 @@ describe('runTransferExperiment (synthetic)', () => {
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
     expect(bad(['--pixel-range', '255,0'])).toThrow("--pixel-range takes LOW,HIGH with LOW < HIGH, e.g. 0,255; got '255,0'");
+    expect(bad(['--families', 'flow'])).toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");
     expect(bad(['--preset', 'huge'])).toThrow("--preset takes smoke, demo, cpu, paper, got 'huge'");
     expect(() => parseTransferArgs(['--target', 't'])).toThrow('--source DIR|FILE is required');
   });

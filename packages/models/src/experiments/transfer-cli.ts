@@ -99,7 +99,7 @@ export function parseTransferArgs(argv: string[]) {
   const families: Family[] = v.families ? oneOf('families', v.families, FAMILIES) : FAMILIES.filter((f) => protocol[f]);
   for (const f of FAMILIES) {
     if (!families.includes(f)) delete protocol[f];
-    else if (!protocol[f]) protocol[f] = structuredClone(MNIST_USPS_PRESETS.smoke[f]!) as never;
+    else if (!protocol[f]) throw new Error(`--families: preset '${v.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   }
   if (v.arms) {
     const arms: Arm[] = oneOf('arms', v.arms, ARMS);
