@@ -98,7 +98,7 @@ describe('runTransferExperiment (synthetic)', () => {
     // A folder written by the fixed-step protocol is refused, naming it.
     const old = mkdtempSync(join(tmpdir(), 'transfuse-old-'));
     writeFileSync(join(old, 'config.json'), JSON.stringify({ experiment: 'synthetic', config: { sourceSteps: 12 } }));
-    await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol \(before protocol version 2/);
+    await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol or of another experiment \(.*config\.json has no protocol version 2\)/);
   });
 
   it('parses the transfer command flags and names the flag at fault', () => {

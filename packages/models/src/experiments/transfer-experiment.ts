@@ -157,7 +157,7 @@ export async function runTransferExperiment(o: TransferExperimentOptions): Promi
   const configPath = join(o.out, 'config.json');
   if (existsSync(configPath) && readJson<{ config?: { protocolVersion?: number } }>(configPath).config?.protocolVersion !== PROTOCOL_VERSION) {
     throw new Error(
-      `${o.out} holds results of the fixed-step protocol (before protocol version ${PROTOCOL_VERSION}: ${configPath}); ` +
+      `${o.out} holds results of the fixed-step protocol or of another experiment (${configPath} has no protocol version ${PROTOCOL_VERSION}); ` +
         'its cells were trained and scored differently and cannot be mixed with these. Pass another --out.',
     );
   }
