@@ -5,12 +5,17 @@
  *   await init();
  */
 export { Tensor, type DType, type NestedArray } from './tensor.js';
+import './tensor-methods.js';
 export * from './ops/index.js';
 export type { RowMode } from '@transfuse/kernels';
-export { init, runtime, shutdown, memory, type MemoryInfo } from './engine.js';
+export { init, runtime, shutdown, memory, type MemoryInfo } from './runtime/current.js';
 export { acquireDevice, NO_ADAPTER_HELP, type BackendName, type DeviceOptions, type AcquiredDevice } from './device.js';
-export { Runtime, BufferPool, Storage, sizeClass, awaitGpu, type PoolStats } from './runtime.js';
-export { noGrad, isGradEnabled, tidy, keep, type BackwardOptions } from './autograd.js';
+export { Runtime } from './runtime/runtime.js';
+export { BufferPool, Storage, sizeClass, type PoolStats } from './runtime/pool.js';
+export { awaitGpu } from './runtime/wait.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export { tidy, keep } from './scope.js';
+export type { BackwardOptions } from './backward.js';
 export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';
 export * from './nn/index.js';

@@ -1,12 +1,14 @@
 /**
  * Tensor: a shape, a dtype and contiguous GPU storage (shared by views such as reshape and
  * detach). Reading back is asynchronous only (`await t.data()`); there is no synchronous readback.
+ * This file holds the data and identity only; the op methods (`x.add(y)`, `x.backward()`) are
+ * attached in tensor-methods.ts, so that the ops can import Tensor without a cycle.
  */
-import { runBackward, setTensorCheck, track, type BackwardOptions, type GradNode } from './autograd.js';
-import { runtime, tensorCounter } from './engine.js';
-import type { Storage } from './runtime.js';
+import type { GradNode } from './autograd.js';
+import { runtime, tensorCounter } from './runtime/current.js';
+import type { Storage } from './runtime/pool.js';
+import { track } from './scope.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
-import * as ops from './ops/index.js';
 
 /** Element types. float32 for values; int32 for labels and indices (argmax, gather). */
 export type DType = 'float32' | 'int32';
@@ -115,69 +117,7 @@ export class Tensor {
     return (await this.data())[0];
   }
 
-  /** Back-propagates from this tensor into the `.grad` of the leaves that require grad. */
-  backward(opts: BackwardOptions = {}): void {
-    runBackward(this, opts, { onesLike: (t) => ops.onesLike(t), add: (a, b) => ops.add(a, b) });
-  }
-
   toString(): string {
     return `Tensor(${fmt(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''}${this.disposed ? ', disposed' : ''})`;
   }
-
-  // ---- methods: thin forwards to the functions in ops/ ----
-  add(b: Tensor | number): Tensor { return ops.add(this, b); }
-  sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
-  mul(b: Tensor | number): Tensor { return ops.mul(this, b); }
-  div(b: Tensor | number): Tensor { return ops.div(this, b); }
-  pow(b: Tensor | number): Tensor { return ops.pow(this, b); }
-  maximum(b: Tensor | number): Tensor { return ops.maximum(this, b); }
-  minimum(b: Tensor | number): Tensor { return ops.minimum(this, b); }
-  eq(b: Tensor | number): Tensor { return ops.eq(this, b); }
-  ne(b: Tensor | number): Tensor { return ops.ne(this, b); }
-  lt(b: Tensor | number): Tensor { return ops.lt(this, b); }
-  le(b: Tensor | number): Tensor { return ops.le(this, b); }
-  gt(b: Tensor | number): Tensor { return ops.gt(this, b); }
-  ge(b: Tensor | number): Tensor { return ops.ge(this, b); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  rsqrt(): Tensor { return ops.rsqrt(this); }
-  abs(): Tensor { return ops.abs(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  relu(): Tensor { return ops.relu(this); }
-  silu(): Tensor { return ops.silu(this); }
-  gelu(): Tensor { return ops.gelu(this); }
-  sin(): Tensor { return ops.sin(this); }
-  cos(): Tensor { return ops.cos(this); }
-  square(): Tensor { return ops.square(this); }
-  clamp(min: number, max: number): Tensor { return ops.clamp(this, min, max); }
-  sum(axes?: number | number[], keepdims = false): Tensor { return ops.sum(this, axes, keepdims); }
-  mean(axes?: number | number[], keepdims = false): Tensor { return ops.mean(this, axes, keepdims); }
-  max(axes?: number | number[], keepdims = false): Tensor { return ops.max(this, axes, keepdims); }
-  min(axes?: number | number[], keepdims = false): Tensor { return ops.min(this, axes, keepdims); }
-  var(axes?: number | number[], keepdims = false, correction = 0): Tensor { return ops.variance(this, axes, keepdims, correction); }
-  argmax(axis: number, keepdims = false): Tensor { return ops.argmax(this, axis, keepdims); }
-  argmin(axis: number, keepdims = false): Tensor { return ops.argmin(this, axis, keepdims); }
-  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
-  logsumexp(axes?: number | number[], keepdims = false): Tensor { return ops.logsumexp(this, axes, keepdims); }
-  matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
-  reshape(shape: readonly number[]): Tensor { return ops.reshape(this, shape); }
-  flatten(startAxis = 0, endAxis = -1): Tensor { return ops.flatten(this, startAxis, endAxis); }
-  permute(axes: readonly number[]): Tensor { return ops.permute(this, axes); }
-  transpose(a = -2, b = -1): Tensor { return ops.transpose(this, a, b); }
-  get T(): Tensor { return ops.transpose(this, -2, -1); }
-  slice(starts: readonly number[], ends?: readonly (number | undefined)[], steps?: readonly number[]): Tensor {
-    return ops.slice(this, starts, ends, steps);
-  }
-  expand(shape: readonly number[]): Tensor { return ops.expand(this, shape); }
-  squeeze(axes?: number | number[]): Tensor { return ops.squeeze(this, axes); }
-  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
-  indexSelect(axis: number, index: Tensor): Tensor { return ops.indexSelect(this, axis, index); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-  contiguousCopy(): Tensor { return ops.copy(this); }
 }
-
-setTensorCheck((v: unknown): v is Tensor => v instanceof Tensor);

@@ -3,9 +3,11 @@ import * as T from '@transfuse/core';
 import type { Tensor } from '@transfuse/core';
 import * as ref from './reference.js';
 
-export type UnaryCase = { f: (t: Tensor) => Tensor; ref: (x: number) => number; lo: number; hi: number; tol?: { rtol: number; atol: number } };
+/** `noGradient`: the op's rule lets no gradient flow (zero almost everywhere). */
+export type UnaryCase = { f: (t: Tensor) => Tensor; ref: (x: number) => number; lo: number; hi: number; tol?: { rtol: number; atol: number }; noGradient?: true };
 
 export const gelu = (x: number) => 0.5 * x * (1 + ref.erf(x / Math.SQRT2));
+// Keyed by kernel row (plus extra variants): a differentiable row without a case does not compile.
 export const UNARY_CASES: Record<string, UnaryCase> = {
   neg: { f: T.neg, ref: (x) => -x, lo: -5, hi: 5 },
   exp: { f: T.exp, ref: Math.exp, lo: -10, hi: 10 },
@@ -25,7 +27,7 @@ export const UNARY_CASES: Record<string, UnaryCase> = {
   reciprocal: { f: T.reciprocal, ref: (x) => 1 / x, lo: 0.1, hi: 10 },
   addScalar: { f: (t) => T.add(t, 2.5), ref: (x) => x + 2.5, lo: -5, hi: 5 },
   mulScalar: { f: (t) => T.mul(t, -1.5), ref: (x) => x * -1.5, lo: -5, hi: 5 },
-  rsub: { f: (t) => T.rsub(t, 3), ref: (x) => 3 - x, lo: -5, hi: 5 },
+  rsubScalar: { f: (t) => T.rsub(t, 3), ref: (x) => 3 - x, lo: -5, hi: 5 },
   divScalar: { f: (t) => T.div(t, 4), ref: (x) => x / 4, lo: -5, hi: 5 },
   powScalar: { f: (t) => T.pow(t, 3), ref: (x) => x ** 3, lo: -3, hi: 3 },
   powHalf: { f: (t) => T.pow(t, 0.5), ref: (x) => x ** 0.5, lo: 0, hi: 9 },
@@ -33,7 +35,9 @@ export const UNARY_CASES: Record<string, UnaryCase> = {
   affine: { f: (t) => T.affine(t, 2, -1), ref: (x) => 2 * x - 1, lo: -2, hi: 2 },
   maximumScalar: { f: (t) => T.maximum(t, 0.25), ref: (x) => Math.max(x, 0.25), lo: -2, hi: 2 },
   minimumScalar: { f: (t) => T.minimum(t, 0.25), ref: (x) => Math.min(x, 0.25), lo: -2, hi: 2 },
-};
+  sign: { f: T.sign, ref: Math.sign, lo: -5, hi: 5, noGradient: true },
+  floor: { f: T.floor, ref: Math.floor, lo: -5, hi: 5, noGradient: true },
+} satisfies Record<T.DifferentiableUnary, UnaryCase> & Record<string, UnaryCase>;
 
 export type BinaryCase = { f: (a: Tensor, b: Tensor) => Tensor; ref: (a: number, b: number) => number; positiveB?: boolean; positiveA?: boolean };
 export const BINARY_CASES: Record<string, BinaryCase> = {
@@ -50,7 +54,7 @@ export const BINARY_CASES: Record<string, BinaryCase> = {
   le: { f: T.le, ref: (a, b) => +(a <= b) },
   gt: { f: T.gt, ref: (a, b) => +(a > b) },
   ge: { f: T.ge, ref: (a, b) => +(a >= b) },
-};
+} satisfies Record<T.DifferentiableBinary | T.ComparisonBinary, BinaryCase>;
 
 /** Shape pairs: same shape (vec4 path), trailing-axis, middle-axis and scalar broadcasting, rank 8. */
 export const BROADCAST_PAIRS: [number[], number[]][] = [

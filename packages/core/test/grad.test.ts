@@ -123,6 +123,7 @@ function groupNormCase(n: number, c: number, spatial: number[], groups: number):
 
 const CASES: Record<string, GradCase> = {};
 for (const [name, u] of Object.entries(UNARY_CASES)) {
+  if (u.noGradient) continue; // checked below: no gradient flows
   // Keep finite differences away from overflow and kinks' neighbourhoods are measure-zero.
   const lo = Math.max(u.lo, -8);
   const hi = Math.min(u.hi, 8);
@@ -269,6 +270,27 @@ describe('autograd semantics', () => {
     expect(() => tensor([1]).backward()).toThrow(/does not require grad/);
     expect(() => (T.mul(x, 2).requiresGrad = false)).toThrow(/only be set on leaf tensors/);
     expect(() => tensor(new Int32Array([1])).requireGrad()).toThrow(/only float32 tensors can require grad/);
+  });
+
+  test('ops whose gradient is zero almost everywhere (sign, floor) pass no gradient on', async () => {
+    for (const [name, u] of Object.entries(UNARY_CASES)) {
+      if (!u.noGradient) continue;
+      const x = tensor([-1.5, 0.25, 2.75]).requireGrad();
+      const y = u.f(x);
+      expect(y.requiresGrad, name).toBe(true);
+      T.sum(T.add(y, x)).backward();
+      // Only the identity branch reaches x: d/dx (f(x) + x) = 0 + 1.
+      expectClose(await values(x.grad!), [1, 1, 1], { rtol: 0, atol: 0 }, name);
+    }
+  });
+
+  test('clone copies into its own storage and passes the gradient through', async () => {
+    const x = tensor([1.5, -2, 0.25]).requireGrad();
+    const c = x.clone();
+    T.sum(T.mul(c, tensor([3, 5, 7]))).backward();
+    expectClose(await values(x.grad!), [3, 5, 7], { rtol: 0, atol: 0 }, 'd clone');
+    x.dispose();
+    expectClose(await values(c), [1.5, -2, 0.25], { rtol: 0, atol: 0 }, 'clone outlives its source');
   });
 
   test('intermediate tensors may be disposed before backward', async () => {

@@ -331,7 +331,7 @@ describe('BestWeights', () => {
       m.loadStateDict({ weight: tensor(Float32Array.from(w), [3, 4]), bias: tensor(Float32Array.from(b), [3]) });
       return [w, b];
     };
-    const kept: number[][][] = [];
+    const kept: ArrayLike<number>[][] = [];
     const scores = [3, 2, 2.5, 1, 1, 4];
     const improved = [];
     for (const [step, score] of scores.entries()) {

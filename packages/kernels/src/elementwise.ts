@@ -41,7 +41,6 @@ export const UNARY = {
   /** p0 * x + p1 */
   affine: 'x * T(p0) + T(p1)',
   rsubScalar: 'T(p0) - x',
-  rdivScalar: 'T(p0) / x',
   powScalar: 'pow_(x, T(p0))',
   clamp: 'clamp(x, T(p0), T(p1))',
   /** d/dx clamp: 1 inside [p0, p1], 0 outside */

@@ -14,7 +14,7 @@ import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import type { Family } from './experiments/mnist-usps.js';
 import { flowCli } from './flows/cli.js';
 import { transferCli } from './experiments/transfer-cli.js';
-import { readJson, writeJson } from './experiments/results.js';
+import { readJson, writeJson } from './io/files.js';
 import { savePngGrid } from './io/png.js';
 import { w1Gpu } from './metrics/gpu.js';
 

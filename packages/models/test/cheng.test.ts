@@ -18,7 +18,7 @@ import {
   sdePrecision,
   linearPosteriorMean,
   solveChol,
-} from '../src/experiments/cheng.js';
+} from '../src/experiments/cheng/index.js';
 import { createRng } from '../src/data/prng.js';
 import { seededRandom, useGpu } from '../../core/test/helpers.js';
 

@@ -13,14 +13,13 @@ import { tensor } from '@transfuse/core';
 import { ActNorm } from '../src/flows/transforms.js';
 import {
   Flow,
-  conditionalFlowTransfer,
   evalBitsPerDim,
   imageFlowData,
   sampleFlow,
   trainFlow,
-  unconditionalFlowTransfer,
   type FlowData,
 } from '../src/flows/index.js';
+import { conditionalFlowTransfer, unconditionalFlowTransfer } from '../src/transfer/flows.js';
 import { seededRandom, useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });

@@ -1,14 +1,14 @@
 import { describe, expect, test } from 'vitest';
 import { noGrad, sum, tensor } from '@transfuse/core';
-import { ConditionEncoder, Mlp, MlpScoreNet, x0Scales } from '../src/diffusion/mlp.js';
+import { ConditionEncoder, FixedWidthMlp, MlpScoreNet, x0Scales } from '../src/diffusion/mlp.js';
 import { expectClose, seededRandom, useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
 
 describe('MlpScoreNet and ConditionEncoder', () => {
-  test('an Mlp matches a float64 reference of Linear → ReLU → Linear (rtol 1e-4, atol 1e-5)', async () => {
+  test('a FixedWidthMlp matches a float64 reference of Linear → ReLU → Linear (rtol 1e-4, atol 1e-5)', async () => {
     const rnd = seededRandom(1);
-    const net = new Mlp(5, 7, 3, 2, 'relu', 11);
+    const net = new FixedWidthMlp(5, 7, 3, 2, 'relu', 11);
     const x = Float32Array.from({ length: 4 * 5 }, () => rnd(-1, 1));
     const got = await noGrad(() => net.forward(tensor(x, [4, 5]))).data();
     const [w1, b1, w2, b2] = await Promise.all(net.parameters().map((p) => p.data()));

@@ -1,5 +1,5 @@
 /** Multi-head self-attention over the spatial positions of a feature map (diffusers' AttnBlock). */
-import { tidy } from '../autograd.js';
+import { tidy } from '../scope.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, div, matmul, mul, permute, reshape, softmax, transpose } from '../ops/index.js';

@@ -1,5 +1,6 @@
 /** Stateless building blocks: sinusoidal timestep embeddings and losses. */
-import { noGrad, tidy } from '../autograd.js';
+import { noGrad } from '../autograd.js';
+import { tidy } from '../scope.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { arange, cast, concat, cos, div, eq, exp, logSoftmax, mean, mul, neg, reshape, sin, square, sub, sum, zeros } from '../ops/index.js';

@@ -1,5 +1,5 @@
 /** Layers with PyTorch's parameter names, shapes and default initialisation. */
-import { tidy } from '../autograd.js';
+import { tidy } from '../scope.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import {

@@ -7,8 +7,8 @@
  * PyTorch's state_dict. Lists of modules go in a ModuleList or Sequential (numeric names); a plain
  * array or object holding modules or parameters is refused, because it would be silently skipped.
  */
-import { keep } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { keep } from '../scope.js';
+import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import type { NamedArray } from '../io/safetensors.js';

@@ -3,7 +3,7 @@
  * comes from the composition); group normalisation is a fused kernel (ops/norm.ts). Statistics
  * use the biased variance, as PyTorch.
  */
-import { tidy } from '../autograd.js';
+import { tidy } from '../scope.js';
 import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { add, full, groupNorm, mean, mul, rsqrt, square, sub } from '../ops/index.js';

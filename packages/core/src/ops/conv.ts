@@ -17,11 +17,11 @@ import {
   type Kernel,
 } from '@transfuse/kernels';
 import { record } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { reshape } from './layout.js';
-import { sum } from './reduce.js';
+import { sum } from './sum.js';
 import { empty, expectTensors, run1d } from './util.js';
 
 export interface Conv2dOptions {

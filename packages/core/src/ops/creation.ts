@@ -1,6 +1,6 @@
 /** Creating tensors: from data, constants, ranges and the counter-based random generator. */
 import { arangeKernel, fillKernel, randomKernel } from '@transfuse/kernels';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { checkShape, fmt, sizeOf, type Shape } from '../shape.js';
 import { Tensor, type DType, type NestedArray } from '../tensor.js';
 import { empty, run1d } from './util.js';

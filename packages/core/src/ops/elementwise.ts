@@ -4,8 +4,8 @@ import { record } from '../autograd.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
-import { sumTo } from './reduce.js';
-import { empty, expectTensors, run1d } from './util.js';
+import { sumTo } from './sum.js';
+import { empty, expectTensors, pack, run1d } from './util.js';
 
 /** Runs a unary kernel (no autograd). */
 export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = op): Tensor {
@@ -16,19 +16,13 @@ export function mapUnary(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0, name: string = 
   return y;
 }
 
-function packDims(v: number[]): number[] {
-  const out = new Array<number>(MAX_RANK).fill(0);
-  v.forEach((x, i) => (out[i] = x));
-  return out;
-}
-
 /** Broadcast strides of each operand over `shape`, merged to the smallest rank. */
 function broadcastLayout(op: string, shape: number[], operands: Tensor[]) {
   const c = collapse(shape, operands.map((t) => broadcastStrides(t.shape, shape)));
   if (c.shape.length > MAX_RANK) throw new Error(`${op}: broadcasting over ${c.shape.length} axes ${fmt(shape)}; at most ${MAX_RANK} are supported`);
   // Everything of size 1 collapses to rank 0: walk it as one axis.
-  if (c.shape.length === 0) return { rank: 1, shape: packDims([1]), strides: operands.map(() => packDims([0])) };
-  return { rank: c.shape.length, shape: packDims(c.shape), strides: c.strides.map(packDims) };
+  if (c.shape.length === 0) return { rank: 1, shape: pack([1]), strides: operands.map(() => pack([0])) };
+  return { rank: c.shape.length, shape: pack(c.shape), strides: c.strides.map(pack) };
 }
 
 /** Runs a binary kernel with broadcasting (no autograd). */
@@ -53,52 +47,136 @@ export function mapBinary(op: BinaryOp, a: Tensor, b: Tensor, name: string = op)
   return y;
 }
 
-// ---- unary ops ----
+// ---- rule tables: every UNARY/BINARY kernel row is a differentiable op with a rule here, or a helper ----
 
-type UnaryRule = (g: Tensor, x: Tensor, y: Tensor) => Tensor | null;
+/** Unary rows that only serve other ops (masks, comparisons, guards): they need no rule of their own. */
+type HelperUnary = 'clampMask' | 'eqScalar' | 'ltScalar' | 'gtScalar' | 'leScalar' | 'geScalar' | 'nonFinite';
+/** Every other unary kernel row: a new row lands here and does not compile without a rule (and a test case). */
+export type DifferentiableUnary = Exclude<UnaryOp, HelperUnary>;
 
-function unaryOp(op: UnaryOp, x: Tensor, rule: UnaryRule, saves: 'x' | 'y' | 'xy' | 'none', p0 = 0, p1 = 0, name: string = op): Tensor {
+/** Comparisons give float32 0/1 and no gradient; the *Grad rows are fused backward rules. */
+export type ComparisonBinary = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+export type DifferentiableBinary = Exclude<BinaryOp, ComparisonBinary | `${string}Grad`>;
+
+/** Which of x and y = f(x) the rule reads (saved for backward), and dL/dx from g = dL/dy; p0/p1 are the row's parameters. */
+interface UnaryRule {
+  saves: 'x' | 'y' | 'none';
+  grad: (g: Tensor, x: Tensor, y: Tensor, p0: number, p1: number) => Tensor | null;
+}
+
+const UNARY_RULES: { [K in DifferentiableUnary]: UnaryRule } = {
+  neg: { saves: 'none', grad: (g) => neg(g) },
+  exp: { saves: 'y', grad: (g, _x, y) => mapBinary('mul', g, y) },
+  log: { saves: 'x', grad: (g, x) => mapBinary('div', g, x) },
+  sqrt: { saves: 'y', grad: (g, _x, y) => mapUnary('mulScalar', mapBinary('div', g, y), 0.5) },
+  rsqrt: { saves: 'y', grad: (g, _x, y) => mapBinary('mul', g, mapUnary('mulScalar', mapUnary('powScalar', y, 3), -0.5)) },
+  abs: { saves: 'x', grad: (g, x) => mapBinary('mul', g, mapUnary('sign', x)) },
+  tanh: { saves: 'y', grad: (g, _x, y) => mapBinary('tanhGrad', y, g) },
+  sigmoid: { saves: 'y', grad: (g, _x, y) => mapBinary('sigmoidGrad', y, g) },
+  relu: { saves: 'x', grad: (g, x) => mapBinary('reluGrad', x, g) },
+  silu: { saves: 'x', grad: (g, x) => mapBinary('siluGrad', x, g) },
+  gelu: { saves: 'x', grad: (g, x) => mapBinary('geluGrad', x, g) },
+  sin: { saves: 'x', grad: (g, x) => mapBinary('mul', g, mapUnary('cos', x)) },
+  cos: { saves: 'x', grad: (g, x) => neg(mapBinary('mul', g, mapUnary('sin', x))) },
+  square: { saves: 'x', grad: (g, x) => mapUnary('mulScalar', mapBinary('mul', g, x), 2) },
+  reciprocal: { saves: 'y', grad: (g, _x, y) => neg(mapBinary('mul', g, mapUnary('square', y))) },
+  // sign(x) and floor(x) have zero gradient almost everywhere: no gradient flows.
+  sign: { saves: 'none', grad: () => null },
+  floor: { saves: 'none', grad: () => null },
+  addScalar: { saves: 'none', grad: (g) => g },
+  mulScalar: { saves: 'none', grad: (g, _x, _y, b) => mapUnary('mulScalar', g, b) },
+  affine: { saves: 'none', grad: (g, _x, _y, scale) => mapUnary('mulScalar', g, scale) },
+  rsubScalar: { saves: 'none', grad: (g) => neg(g) },
+  powScalar: { saves: 'x', grad: (g, x, _y, b) => mapBinary('mul', g, mapUnary('mulScalar', mapUnary('powScalar', x, b - 1), b)) },
+  clamp: { saves: 'x', grad: (g, x, _y, min, max) => mapBinary('mul', g, mapUnary('clampMask', x, min, max)) },
+};
+
+/** dL/da and dL/db at the broadcast shape (summed back to each input's shape by the caller); null where not needed. */
+interface BinaryRule {
+  saves: 'none' | 'ab' | 'aby';
+  grad: (g: Tensor, a: Tensor, b: Tensor, y: Tensor, need: readonly boolean[]) => [Tensor | null, Tensor | null];
+}
+
+const BINARY_RULES: { [K in DifferentiableBinary]: BinaryRule } = {
+  add: { saves: 'none', grad: (g) => [g, g] },
+  sub: { saves: 'none', grad: (g, _a, _b, _y, need) => [g, need[1] ? neg(g) : null] },
+  mul: { saves: 'ab', grad: (g, a, b, _y, need) => [need[0] ? mapBinary('mul', g, b) : null, need[1] ? mapBinary('mul', g, a) : null] },
+  div: {
+    saves: 'ab',
+    grad: (g, a, b, _y, need) => {
+      const ga = mapBinary('div', g, b);
+      return [need[0] ? ga : null, need[1] ? neg(mapBinary('mul', ga, mapBinary('div', a, b))) : null];
+    },
+  },
+  // d/da = b · a^(b-1); d/db = a^b · ln a
+  pow: {
+    saves: 'aby',
+    grad: (g, a, b, y, need) => [
+      need[0] ? mapBinary('mul', g, mapBinary('mul', b, mapBinary('pow', a, mapUnary('addScalar', b, -1)))) : null,
+      need[1] ? mapBinary('mul', g, mapBinary('mul', y, mapUnary('log', a))) : null,
+    ],
+  },
+  // At ties the gradient goes to `a`.
+  maximum: { saves: 'ab', grad: (g, a, b, _y, need) => maskedPair(g, mapBinary('ge', a, b), need) },
+  minimum: { saves: 'ab', grad: (g, a, b, _y, need) => maskedPair(g, mapBinary('le', a, b), need) },
+};
+
+/** [g · mask, g · (1 - mask)] for the two inputs of maximum/minimum. */
+function maskedPair(g: Tensor, mask: Tensor, need: readonly boolean[]): [Tensor | null, Tensor | null] {
+  return [need[0] ? mapBinary('mul', g, mask) : null, need[1] ? mapBinary('mul', g, mapUnary('rsubScalar', mask, 1)) : null];
+}
+
+/** Runs unary row `op` and records its rule (or `rule`, for an op that reuses another row). */
+function unaryOp(op: DifferentiableUnary, x: Tensor, p0 = 0, p1 = 0, name: string = op, rule: UnaryRule = UNARY_RULES[op]): Tensor {
   const y = mapUnary(op, x, p0, p1, name);
-  const save = saves === 'x' ? [x] : saves === 'y' ? [y] : saves === 'xy' ? [x, y] : [];
+  const save = rule.saves === 'x' ? [x] : rule.saves === 'y' ? [y] : [];
   return record(name, [x], y, (g, s) => {
-    const sx = saves === 'x' || saves === 'xy' ? s[0] : x;
-    const sy = saves === 'y' ? s[0] : saves === 'xy' ? s[1] : y;
-    return [rule(g, sx, sy)];
+    const sx = rule.saves === 'x' ? s[0] : x;
+    const sy = rule.saves === 'y' ? s[0] : y;
+    return [rule.grad(g, sx, sy, p0, p1)];
   }, save);
 }
 
-export const neg = (x: Tensor): Tensor => unaryOp('neg', x, (g) => neg(g), 'none');
-export const exp = (x: Tensor): Tensor => unaryOp('exp', x, (g, _x, y) => mapBinary('mul', g, y), 'y');
-export const log = (x: Tensor): Tensor => unaryOp('log', x, (g, x) => mapBinary('div', g, x), 'x');
-export const sqrt = (x: Tensor): Tensor =>
-  unaryOp('sqrt', x, (g, _x, y) => mapUnary('mulScalar', mapBinary('div', g, y), 0.5), 'y');
-export const rsqrt = (x: Tensor): Tensor =>
-  unaryOp('rsqrt', x, (g, _x, y) => mapBinary('mul', g, mapUnary('mulScalar', mapUnary('powScalar', y, 3), -0.5)), 'y');
-export const abs = (x: Tensor): Tensor => unaryOp('abs', x, (g, x) => mapBinary('mul', g, mapUnary('sign', x)), 'x');
-export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x, (g, _x, y) => mapBinary('tanhGrad', y, g), 'y');
-export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x, (g, _x, y) => mapBinary('sigmoidGrad', y, g), 'y');
-export const relu = (x: Tensor): Tensor => unaryOp('relu', x, (g, x) => mapBinary('reluGrad', x, g), 'x');
-export const silu = (x: Tensor): Tensor => unaryOp('silu', x, (g, x) => mapBinary('siluGrad', x, g), 'x');
+/** Runs binary row `op` with broadcasting and records its rule. */
+function binaryOp(op: DifferentiableBinary, a: Tensor, b: Tensor): Tensor {
+  const rule = BINARY_RULES[op];
+  const y = mapBinary(op, a, b);
+  const save = rule.saves === 'none' ? [] : rule.saves === 'ab' ? [a, b] : [a, b, y];
+  return record(op, [a, b], y, (g, s, need) => {
+    const [ga, gb] = rule.saves === 'none' ? rule.grad(g, a, b, y, need) : rule.grad(g, s[0], s[1], s[2] ?? y, need);
+    return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
+  }, save);
+}
+
+// ---- unary ops ----
+
+export const neg = (x: Tensor): Tensor => unaryOp('neg', x);
+export const exp = (x: Tensor): Tensor => unaryOp('exp', x);
+export const log = (x: Tensor): Tensor => unaryOp('log', x);
+export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', x);
+export const rsqrt = (x: Tensor): Tensor => unaryOp('rsqrt', x);
+export const abs = (x: Tensor): Tensor => unaryOp('abs', x);
+export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x);
+export const relu = (x: Tensor): Tensor => unaryOp('relu', x);
+export const silu = (x: Tensor): Tensor => unaryOp('silu', x);
 /** GELU with the exact (erf) form, as PyTorch's default. */
-export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x, (g, x) => mapBinary('geluGrad', x, g), 'x');
-export const sin = (x: Tensor): Tensor => unaryOp('sin', x, (g, x) => mapBinary('mul', g, mapUnary('cos', x)), 'x');
-export const cos = (x: Tensor): Tensor => unaryOp('cos', x, (g, x) => neg(mapBinary('mul', g, mapUnary('sin', x))), 'x');
-export const square = (x: Tensor): Tensor =>
-  unaryOp('square', x, (g, x) => mapUnary('mulScalar', mapBinary('mul', g, x), 2), 'x');
-export const reciprocal = (x: Tensor): Tensor =>
-  unaryOp('reciprocal', x, (g, _x, y) => neg(mapBinary('mul', g, mapUnary('square', y))), 'y');
-/** sign(x) and floor(x) have zero gradient almost everywhere. */
-export const sign = (x: Tensor): Tensor => unaryOp('sign', x, () => null, 'none');
-export const floor = (x: Tensor): Tensor => unaryOp('floor', x, () => null, 'none');
+export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);
+export const sin = (x: Tensor): Tensor => unaryOp('sin', x);
+export const cos = (x: Tensor): Tensor => unaryOp('cos', x);
+export const square = (x: Tensor): Tensor => unaryOp('square', x);
+export const reciprocal = (x: Tensor): Tensor => unaryOp('reciprocal', x);
+export const sign = (x: Tensor): Tensor => unaryOp('sign', x);
+export const floor = (x: Tensor): Tensor => unaryOp('floor', x);
 
 export function clamp(x: Tensor, min: number, max: number): Tensor {
   if (Number.isNaN(min) || Number.isNaN(max) || min > max) throw new Error(`clamp: need min <= max, got ${min} and ${max}`);
-  return unaryOp('clamp', x, (g, x) => mapBinary('mul', g, mapUnary('clampMask', x, min, max)), 'x', min, max);
+  return unaryOp('clamp', x, min, max);
 }
 
 /** p0 · x + p1 in one pass. */
 export function affine(x: Tensor, scale: number, shift: number): Tensor {
-  return unaryOp('affine', x, (g) => mapUnary('mulScalar', g, scale), 'none', scale, shift);
+  return unaryOp('affine', x, scale, shift);
 }
 
 // ---- binary ops ----
@@ -108,35 +186,21 @@ function checkScalar(op: string, v: number): void {
 }
 
 export function add(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('add', b);
-    return unaryOp('addScalar', a, (g) => g, 'none', b, 0, 'add');
-  }
-  const y = mapBinary('add', a, b);
-  return record('add', [a, b], y, (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+  return typeof b === 'number' ? unaryOp('addScalar', a, b, 0, 'add') : binaryOp('add', a, b);
 }
 
 export function sub(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return add(a, -b);
-  const y = mapBinary('sub', a, b);
-  return record('sub', [a, b], y, (g) => [sumTo(g, a.shape), sumTo(neg(g), b.shape)]);
+  return binaryOp('sub', a, b);
 }
 
 /** b - a for a number b. */
 export function rsub(a: Tensor, b: number): Tensor {
-  return unaryOp('rsubScalar', a, (g) => neg(g), 'none', b, 0, 'rsub');
+  return unaryOp('rsubScalar', a, b, 0, 'rsub');
 }
 
 export function mul(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('mul', b);
-    return unaryOp('mulScalar', a, (g) => mapUnary('mulScalar', g, b), 'none', b, 0, 'mul');
-  }
-  const y = mapBinary('mul', a, b);
-  return record('mul', [a, b], y, (g, [sa, sb], need) => [
-    need[0] ? sumTo(mapBinary('mul', g, sb), a.shape) : null,
-    need[1] ? sumTo(mapBinary('mul', g, sa), b.shape) : null,
-  ], [a, b]);
+  return typeof b === 'number' ? unaryOp('mulScalar', a, b, 0, 'mul') : binaryOp('mul', a, b);
 }
 
 export function div(a: Tensor, b: Tensor | number): Tensor {
@@ -144,60 +208,26 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
     if (b === 0) throw new Error('div: division by the number 0');
     return mul(a, 1 / b);
   }
-  const y = mapBinary('div', a, b);
-  return record('div', [a, b], y, (g, [sa, sb], need) => {
-    const ga = mapBinary('div', g, sb);
-    return [
-      need[0] ? sumTo(ga, a.shape) : null,
-      need[1] ? sumTo(neg(mapBinary('mul', ga, mapBinary('div', sa, sb))), b.shape) : null,
-    ];
-  }, [a, b]);
+  return binaryOp('div', a, b);
 }
 
 /** a ** b. For a negative base, integer exponents follow the sign rule; others give NaN. */
 export function pow(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('pow', b);
-    return unaryOp('powScalar', a, (g, x) => mapBinary('mul', g, mapUnary('mulScalar', mapUnary('powScalar', x, b - 1), b)), 'x', b, 0, 'pow');
-  }
-  const y = mapBinary('pow', a, b);
-  return record('pow', [a, b], y, (g, [sa, sb, sy], need) => [
-    // d/da = b · a^(b-1); d/db = a^b · ln a
-    need[0] ? sumTo(mapBinary('mul', g, mapBinary('mul', sb, mapBinary('pow', sa, mapUnary('addScalar', sb, -1)))), a.shape) : null,
-    need[1] ? sumTo(mapBinary('mul', g, mapBinary('mul', sy, mapUnary('log', sa))), b.shape) : null,
-  ], [a, b, y]);
+  return typeof b === 'number' ? unaryOp('powScalar', a, b, 0, 'pow') : binaryOp('pow', a, b);
 }
+
+// With a number b: the clamp row with one open bound, and the one-sided mask as the rule.
+const MAXIMUM_SCALAR: UnaryRule = { saves: 'x', grad: (g, x, _y, b) => mapBinary('mul', g, mapUnary('geScalar', x, b)) };
+const MINIMUM_SCALAR: UnaryRule = { saves: 'x', grad: (g, x, _y, _lo, b) => mapBinary('mul', g, mapUnary('leScalar', x, b)) };
 
 /** Elementwise max; at ties the gradient goes to `a`. */
 export function maximum(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('maximum', b);
-    return unaryOp('clamp', a, (g, x) => mapBinary('mul', g, mapUnary('geScalar', x, b)), 'x', b, Infinity, 'maximum');
-  }
-  const y = mapBinary('maximum', a, b);
-  return record('maximum', [a, b], y, (g, [sa, sb], need) => {
-    const mask = mapBinary('ge', sa, sb);
-    return [
-      need[0] ? sumTo(mapBinary('mul', g, mask), a.shape) : null,
-      need[1] ? sumTo(mapBinary('mul', g, mapUnary('rsubScalar', mask, 1)), b.shape) : null,
-    ];
-  }, [a, b]);
+  return typeof b === 'number' ? unaryOp('clamp', a, b, Infinity, 'maximum', MAXIMUM_SCALAR) : binaryOp('maximum', a, b);
 }
 
 /** Elementwise min; at ties the gradient goes to `a`. */
 export function minimum(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') {
-    checkScalar('minimum', b);
-    return unaryOp('clamp', a, (g, x) => mapBinary('mul', g, mapUnary('leScalar', x, b)), 'x', -Infinity, b, 'minimum');
-  }
-  const y = mapBinary('minimum', a, b);
-  return record('minimum', [a, b], y, (g, [sa, sb], need) => {
-    const mask = mapBinary('le', sa, sb);
-    return [
-      need[0] ? sumTo(mapBinary('mul', g, mask), a.shape) : null,
-      need[1] ? sumTo(mapBinary('mul', g, mapUnary('rsubScalar', mask, 1)), b.shape) : null,
-    ];
-  }, [a, b]);
+  return typeof b === 'number' ? unaryOp('clamp', a, -Infinity, b, 'minimum', MINIMUM_SCALAR) : binaryOp('minimum', a, b);
 }
 
 // ---- comparisons: float32 0/1 results, no gradient ----

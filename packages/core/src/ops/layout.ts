@@ -11,18 +11,12 @@ import {
   MAX_RANK,
   scatterStridedKernel,
 } from '@transfuse/kernels';
-import { isGradEnabled, keep, record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
+import { keep } from '../scope.js';
 import { collapse, fmt, normAxes, normAxis, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 import { zeros } from './creation.js';
-import { sumTo } from './reduce.js';
-import { empty, expectTensors, run1d } from './util.js';
-
-function pack(v: number[]): number[] {
-  const out = new Array<number>(MAX_RANK).fill(0);
-  v.forEach((x, i) => (out[i] = x));
-  return out;
-}
+import { empty, expectTensors, pack, run1d } from './util.js';
 
 /** The smallest set of axes that walks `shape` with `strides` (at least one axis). */
 function walkable(shape: Shape, strides: number[], op: string): { shape: number[]; strides: number[] } {
@@ -195,22 +189,6 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: needs at least one tensor');
   const ax = normAxis(axis, xs[0].rank + 1, 'stack');
   return concat(xs.map((t) => unsqueeze(t, ax)), ax);
-}
-
-/** Broadcasts to `shape` (NumPy rules) by copying. */
-export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  const op = 'expand';
-  expectTensors(op, null, x);
-  const target = [...shape];
-  const off = target.length - x.rank;
-  if (off < 0 || x.shape.some((d, i) => d !== 1 && d !== target[off + i])) {
-    throw new Error(`${op}: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
-  }
-  if (target.join() === x.shape.join()) return reshape(x, target);
-  const xs = stridesOf(x.shape);
-  const strides = target.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : xs[i - off]));
-  const y = gatherStrided(x, target, strides, 0, op);
-  return record(op, [x], y, (g) => [sumTo(g, x.shape)]);
 }
 
 /** Picks entries along `axis` by an int32 index vector: y.shape[axis] = index.size. */

@@ -17,12 +17,12 @@ import {
   type MatmulVariant,
 } from '@transfuse/kernels';
 import { isGradEnabled, record } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { broadcastShapes, fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { mapBinary, mapUnary } from './elementwise.js';
 import { reshape } from './layout.js';
-import { sum, sumTo } from './reduce.js';
+import { sum, sumTo } from './sum.js';
 import { empty, expectTensors } from './util.js';
 
 export type { MatmulActivation, MatmulVariant } from '@transfuse/kernels';

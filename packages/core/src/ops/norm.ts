@@ -1,7 +1,7 @@
 /** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
 import { groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
 import { record } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full, zeros } from './creation.js';

@@ -1,6 +1,6 @@
 /** Helpers every op file uses: allocation of outputs, input checks, dispatch grids. */
-import { grid, ROW_WORKGROUP, type Kernel, type Params, type RowMode } from '@transfuse/kernels';
-import { runtime } from '../engine.js';
+import { grid, MAX_RANK, ROW_WORKGROUP, type Kernel, type Params, type RowMode } from '@transfuse/kernels';
+import { runtime } from '../runtime/current.js';
 import { checkShape, fmt, sizeOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
 
@@ -41,6 +41,13 @@ export function run1d(
     outputs: outputs.map((t) => t.storageFor(op)),
     workgroups,
   });
+}
+
+/** Per-axis values (shape, strides) padded with zeros to the MAX_RANK slots of a kernel's params. */
+export function pack(v: number[]): number[] {
+  const out = new Array<number>(MAX_RANK).fill(0);
+  v.forEach((x, i) => (out[i] = x));
+  return out;
 }
 
 export function isTensor(v: unknown): v is Tensor {

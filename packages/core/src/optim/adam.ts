@@ -39,7 +39,7 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     const expAvg = this.buffer(state, 'exp_avg', p, 'zeros');
     const expAvgSq = this.buffer(state, 'exp_avg_sq', p, 'zeros');
     const t = state.step;
-    this.dispatch(adamKernel(), p, [g], [p, expAvg, expAvgSq], {
+    this.runUpdateKernel(adamKernel(), p, [g], [p, expAvg, expAvgSq], {
       oneMinusBeta1: 1 - o.beta1,
       beta2: o.beta2,
       oneMinusBeta2: 1 - o.beta2,

@@ -3,7 +3,7 @@
  * extras): shadow ← shadow - (1 - decay)·(shadow - param), one fused dispatch per parameter.
  */
 import { emaKernel } from '@transfuse/kernels';
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { run1d } from '../ops/util.js';

@@ -4,8 +4,9 @@
  * dispatch (packages/kernels/src/optim.ts), in place; parameters that are frozen
  * (requiresGrad = false) or have no gradient are skipped and get no state.
  */
-import { keep, noGrad } from '../autograd.js';
-import { runtime } from '../engine.js';
+import { noGrad } from '../autograd.js';
+import { keep } from '../scope.js';
+import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from '../ops/index.js';
@@ -144,7 +145,7 @@ export abstract class Optimizer<O extends BaseOptions> {
   }
 
   /** Runs a kernel over a parameter's n elements, one vec4 per invocation. */
-  protected dispatch(k: Kernel, p: Tensor, inputs: Tensor[], outputs: Tensor[], params: Params): void {
+  protected runUpdateKernel(k: Kernel, p: Tensor, inputs: Tensor[], outputs: Tensor[], params: Params): void {
     const n4 = Math.ceil(p.size / 4);
     if (n4 > 0) run1d(k, `${this.kind}.step`, n4, inputs, outputs, { ...params, n4 });
   }

@@ -33,12 +33,12 @@ export class SGD extends Optimizer<SGDOptions> {
   protected update(p: Tensor, g: Tensor, state: ParamState, o: SGDOptions, gradScale: number): void {
     const common = { lr: o.lr, weightDecay: o.weightDecay, gradScale, momentum: o.momentum, keep: 1 - o.dampening };
     if (o.momentum === 0) {
-      this.dispatch(sgdKernel(false), p, [g], [p], { ...common, nesterov: 0, first: 0 });
+      this.runUpdateKernel(sgdKernel(false), p, [g], [p], { ...common, nesterov: 0, first: 0 });
       return;
     }
     // PyTorch starts the buffer as a copy of the first step's direction (no dampening).
     const first = !state.buffers.has('momentum_buffer');
     const buf = this.buffer(state, 'momentum_buffer', p, 'empty');
-    this.dispatch(sgdKernel(true), p, [g], [p, buf], { ...common, nesterov: o.nesterov ? 1 : 0, first: first ? 1 : 0 });
+    this.runUpdateKernel(sgdKernel(true), p, [g], [p, buf], { ...common, nesterov: o.nesterov ? 1 : 0, first: first ? 1 : 0 });
   }
 }

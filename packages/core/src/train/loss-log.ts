@@ -1,4 +1,4 @@
-import { runtime } from '../engine.js';
+import { runtime } from '../runtime/current.js';
 import type { Tensor } from '../tensor.js';
 import { ProgressBar } from './progress.js';
 

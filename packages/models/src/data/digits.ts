@@ -5,10 +5,11 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ImageSet } from '../diffusion/train.js';
 import { loadMnist, type DigitImages, type Split } from './mnist.js';
 import { resizeImages, toSigned, type ResizeMode } from './preprocess.js';
-import { gatherRows, stratifiedSplit, subsample } from './split.js';
+import { gatherRows } from './batches.js';
+import type { ImageSet } from './image-set.js';
+import { stratifiedSplit, subsample } from './split.js';
 import { loadUsps } from './usps.js';
 
 export type DigitDataset = 'mnist' | 'usps';

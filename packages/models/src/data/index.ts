@@ -2,7 +2,9 @@ export { DataFileError, findDataFile, loadIdxImages, loadIdxLabels, loadMnist, r
 export type { DigitImages, Split } from './mnist.js';
 export { USPS_SIDE, loadEslDigits, loadLibsvm, loadUsps, loadUspsLibsvm } from './usps.js';
 export type { LibsvmData, LibsvmOptions } from './usps.js';
-export { apportion, classSubset, gatherRows, stratifiedSplit, subsample, testCount } from './split.js';
+export { apportion, classSubset, stratifiedSplit, subsample, testCount } from './split.js';
+export { epochBatches, gatherRows } from './batches.js';
+export { batches, type ImageSet } from './image-set.js';
 export type { IndexSplit, SubsampleOptions } from './split.js';
 export { padImages, resizeImages, toSigned, toUnit } from './preprocess.js';
 export type { ResizeMode } from './preprocess.js';

@@ -146,16 +146,3 @@ export function classSubset(labels: Int32Array, classes: readonly number[]): Int
   for (let k = 0; k < labels.length; k++) if (wanted.has(labels[k])) result.push(k);
   return Int32Array.from(result);
 }
-
-/** Gathers the rows `indices` of an n*rowSize array (images, features) into a new array. */
-export function gatherRows(values: Float32Array, rowSize: number, indices: Int32Array): Float32Array {
-  const out = new Float32Array(indices.length * rowSize);
-  for (let r = 0; r < indices.length; r++) {
-    if (indices[r] < 0 || (indices[r] + 1) * rowSize > values.length) {
-      throw new Error(`gatherRows: index ${indices[r]} is out of range for ${values.length / rowSize} rows`);
-    }
-    const start = indices[r] * rowSize;
-    out.set(values.subarray(start, start + rowSize), r * rowSize);
-  }
-  return out;
-}

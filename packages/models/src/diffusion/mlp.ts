@@ -12,8 +12,8 @@ import type { Prediction } from './sampler.js';
 
 export type MlpActivation = 'relu' | 'silu';
 
-/** A plain MLP: `depth` Linear layers, the activation after every one but the last. */
-export class Mlp extends Module {
+/** A fixed-width MLP: `depth` Linear layers (every hidden one `hidden` wide), the activation after every one but the last. */
+export class FixedWidthMlp extends Module {
   layers: ModuleList<Linear>;
 
   constructor(
@@ -25,7 +25,7 @@ export class Mlp extends Module {
     seed?: number,
   ) {
     super();
-    if (!Number.isInteger(depth) || depth < 1) throw new Error(`Mlp: depth must be an integer >= 1 (weight layers), got ${depth}`);
+    if (!Number.isInteger(depth) || depth < 1) throw new Error(`FixedWidthMlp: depth must be an integer >= 1 (weight layers), got ${depth}`);
     const widths = [inFeatures, ...new Array<number>(depth - 1).fill(hidden), outFeatures];
     this.layers = new ModuleList(
       widths.slice(1).map((w, i) => new Linear(widths[i], w, { seed: seed === undefined ? undefined : deriveSeed(seed, i) })),
@@ -63,13 +63,13 @@ export interface ConditionEncoderConfig {
 
 /** h: R^{D_y} → R^{d_y} (or (0, 1)^{d_y}), the representation shared by every task. */
 export class ConditionEncoder extends Module {
-  mlp: Mlp;
+  mlp: FixedWidthMlp;
   readonly config: ConditionEncoderConfig;
 
   constructor(config: ConditionEncoderConfig) {
     super();
     this.config = config;
-    this.mlp = new Mlp(config.inFeatures, config.hidden, config.outFeatures, config.depth ?? 5, config.activation ?? 'relu', config.seed);
+    this.mlp = new FixedWidthMlp(config.inFeatures, config.hidden, config.outFeatures, config.depth ?? 5, config.activation ?? 'relu', config.seed);
   }
 
   forward(y: Tensor): Tensor {
@@ -122,7 +122,7 @@ export interface MlpScoreNetConfig {
 
 /** f(x_t, w, t) → ε̂ (the noise prediction; the score is -ε̂ / σ_t), or x̂0 with prediction 'sample'. */
 export class MlpScoreNet extends Module {
-  mlp: Mlp;
+  mlp: FixedWidthMlp;
   readonly config: Required<Omit<MlpScoreNetConfig, 'seed'>> & { seed?: number };
 
   constructor(config: MlpScoreNetConfig) {
@@ -131,7 +131,7 @@ export class MlpScoreNet extends Module {
     const c = this.config;
     if (!(c.tMax > 0)) throw new Error(`MlpScoreNet: tMax must be > 0, got ${c.tMax}`);
     if (c.prediction !== 'epsilon' && c.prediction !== 'sample') throw new Error(`MlpScoreNet: prediction must be 'epsilon' or 'sample', got '${c.prediction}'`);
-    this.mlp = new Mlp(c.dataDim + c.condDim + c.timeDim, c.hidden, c.dataDim, c.depth, c.activation, c.seed);
+    this.mlp = new FixedWidthMlp(c.dataDim + c.condDim + c.timeDim, c.hidden, c.dataDim, c.depth, c.activation, c.seed);
   }
 
   /** x [B, d_x], w = h(y) [B, d_y], t [B] float32 process times. */

@@ -20,20 +20,12 @@ import {
   type Module,
   type Tensor,
 } from '@transfuse/core';
-import { createRng, permutation } from '../data/prng.js';
+import { gatherRows } from '../data/batches.js';
+import { batches, type ImageSet } from '../data/image-set.js';
+import { createRng } from '../data/prng.js';
 import { sampleBatch, type Prediction, type SamplerOptions } from './sampler.js';
 import type { NoiseSchedule } from './schedule.js';
 import type { UNet2D } from './unet.js';
-
-/** Images in [-1, 1], [n, channels, height, width] row-major, with optional class labels. */
-export interface ImageSet {
-  images: Float32Array;
-  labels: Int32Array | null;
-  n: number;
-  channels: number;
-  height: number;
-  width: number;
-}
 
 /** The ε-, v- or x0-prediction loss of one batch: mean over pixels of (model(x_t, t) - target)². */
 export function diffusionLoss(model: UNet2D, schedule: NoiseSchedule, x0: Tensor, labels: Tensor | undefined, t: Tensor, seed: number, prediction: Prediction = 'epsilon'): Tensor {
@@ -110,8 +102,7 @@ export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set
   for (let start = 0, k = 0; start < total; start += batchSize, k++) {
     const b = Math.min(batchSize, total - start);
     const rows = Int32Array.from({ length: b }, (_, i) => (start + i) % set.n);
-    const x = new Float32Array(b * d);
-    rows.forEach((r, i) => x.set(set.images.subarray(r * d, (r + 1) * d), i * d));
+    const x = gatherRows(set.images, d, rows);
     const steps = Int32Array.from({ length: b }, (_, i) => Math.min(schedule.steps - 1, Math.floor(((start + i + 0.5) / total) * schedule.steps)));
     const loss = noGrad(() =>
       tidy(() => {
@@ -123,27 +114,6 @@ export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set
     loss.dispose();
   }
   return sum / total;
-}
-
-/** Seeded minibatches: a fresh permutation each epoch. */
-export function batches(set: ImageSet, batchSize: number, seed: number): () => { x: Float32Array; labels: Int32Array | null; indices: Int32Array } {
-  const d = set.channels * set.height * set.width;
-  let epoch = 0;
-  let order = permutation(set.n, deriveSeed(seed, epoch));
-  let at = 0;
-  return () => {
-    const indices = new Int32Array(batchSize);
-    for (let i = 0; i < batchSize; i++) {
-      if (at === order.length) {
-        order = permutation(set.n, deriveSeed(seed, ++epoch));
-        at = 0;
-      }
-      indices[i] = order[at++];
-    }
-    const x = new Float32Array(batchSize * d);
-    indices.forEach((r, i) => x.set(set.images.subarray(r * d, (r + 1) * d), i * d));
-    return { x, labels: set.labels ? Int32Array.from(indices, (r) => set.labels![r]) : null, indices };
-  };
 }
 
 /** Trains the parameters of `model` that require grad (frozen ones stay bit-identical). */

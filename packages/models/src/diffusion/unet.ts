@@ -11,11 +11,11 @@ import {
   concat,
   Conv2d,
   deriveSeed,
+  Downsample2d,
   Dropout,
   Embedding,
   full,
   GroupNorm,
-  Layer,
   Linear,
   Module,
   ModuleList,
@@ -89,23 +89,11 @@ export class ResnetBlock2D extends Module {
   }
 }
 
-/** diffusers' Downsample2D with a conv: 3x3, stride 2, padding 1 (the parameters live in `.conv`). */
-class Downsample extends Layer {
-  conv: Conv2d;
-  constructor(channels: number, seed?: number) {
-    super();
-    this.conv = new Conv2d(channels, channels, 3, { stride: 2, padding: 1, seed });
-  }
-  forward(x: Tensor): Tensor {
-    return this.conv.forward(x);
-  }
-}
-
 class DownBlock extends Module {
   resnets: ModuleList<ResnetBlock2D>;
   attentions: ModuleList<SpatialAttention> | null;
-  downsamplers: ModuleList<Downsample> | null;
-  constructor(resnets: ResnetBlock2D[], attentions: SpatialAttention[] | null, down: Downsample | null) {
+  downsamplers: ModuleList<Downsample2d> | null;
+  constructor(resnets: ResnetBlock2D[], attentions: SpatialAttention[] | null, down: Downsample2d | null) {
     super();
     this.resnets = new ModuleList(resnets);
     this.attentions = attentions ? new ModuleList(attentions) : null;
@@ -200,7 +188,7 @@ export class UNet2D extends Module {
       const hasAttn = c.attentionLevels.includes(i);
       const resnets = Array.from({ length: c.layersPerBlock }, (_, j) => resnet(j === 0 ? cin : out, out));
       const attns = hasAttn ? resnets.map(() => attention(out)) : null;
-      down.push(new DownBlock(resnets, attns, i < levels - 1 ? new Downsample(out, seeds()(0)) : null));
+      down.push(new DownBlock(resnets, attns, i < levels - 1 ? new Downsample2d(out, { seed: seeds()(0) }) : null));
     });
     this.down_blocks = new ModuleList(down);
 

@@ -6,7 +6,8 @@
  */
 import { loadCheckpoint, saveCheckpoint } from '@transfuse/core';
 import { NoiseSchedule } from '../diffusion/schedule.js';
-import { sampleImages, trainDiffusion, type ImageSet } from '../diffusion/train.js';
+import type { ImageSet } from '../data/image-set.js';
+import { sampleImages, trainDiffusion } from '../diffusion/train.js';
 import { UNET_PRESETS, type UNet2D, type UNet2DConfig } from '../diffusion/unet.js';
 import type { Flow } from '../flows/flow.js';
 import { flowPreset } from '../flows/presets.js';

@@ -1,7 +1,7 @@
 /** The experiment registry used by `transfuse experiment NAME --preset P` and `transfuse demo`. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng.js';
+import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng/index.js';
 import { FAMILIES, MNIST_USPS_PRESETS, runMnistUsps, type Family } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 

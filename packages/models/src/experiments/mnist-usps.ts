@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { loadDigits, uspsBenchmarkSplit } from '../data/digits.js';
 import type { DigitImages } from '../data/mnist.js';
-import { gatherRows } from '../data/split.js';
+import { gatherRows } from '../data/batches.js';
 import { USPS_SIDE } from '../data/usps.js';
-import { writeJson } from './results.js';
+import { writeJson } from '../io/files.js';
 import { FAMILIES, type Family } from './families.js';
 import { runTransferExperiment, type TransferProtocol, type TransferResults } from './transfer-experiment.js';
 

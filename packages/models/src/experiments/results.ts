@@ -1,25 +1,7 @@
-/** Results folders: atomic JSON writes and resumable cells (a finished cell is never recomputed). */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-
-export function writeFileAtomic(path: string, content: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
-}
-
-export function writeJson(path: string, value: unknown): void {
-  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
-}
-
-export function readJson<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`${path}: not a readable JSON file: ${(e as Error).message}`);
-  }
-}
+/** Results folders tied to one configuration, resumable cells (a finished cell is never recomputed), and summary statistics. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, writeJson } from '../io/files.js';
 
 /**
  * Ties a results folder to one experiment and configuration, so resumed cells never mix with cells

@@ -19,7 +19,8 @@ import type { Flow, FlowConfig } from '../flows/flow.js';
 import { flowLogProb, splitFlowData, trainFlow, type FlowData, type FlowTrainResult } from '../flows/train.js';
 import { lineChartSvg } from '../io/plot.js';
 import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditionalFlowTransfer } from '../transfer/flows.js';
-import { cell, claimResultsFolder, fmtStat, stat, writeFileAtomic, writeJson } from './results.js';
+import { writeFileAtomic, writeJson } from '../io/files.js';
+import { cell, claimResultsFolder, fmtStat, stat } from './results.js';
 
 export interface SecSimulationPreset {
   /** Source sample sizes n_s. */

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
-import { writeFileAtomic, writeJson } from './results.js';
+import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
 import { winsBeyondSpread, type ArmSummary } from './transfer-summary.js';
 

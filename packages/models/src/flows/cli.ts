@@ -13,7 +13,7 @@
 import { join, resolve } from 'node:path';
 import { deriveSeed, loadCheckpoint, saveCheckpoint } from '@transfuse/core';
 import { loadDigits, prepareDigits, resolveDataDir, uspsBenchmarkSplit, type DigitDataset } from '../data/digits.js';
-import { readJson, writeJson } from '../experiments/results.js';
+import { readJson, writeJson } from '../io/files.js';
 import { savePngGrid } from '../io/png.js';
 import { Flow, type FlowConfig } from './flow.js';
 import { flowPreset } from './presets.js';

@@ -2,4 +2,3 @@ export * from './transforms.js';
 export * from './flow.js';
 export * from './presets.js';
 export * from './train.js';
-export * from '../transfer/flows.js';

@@ -5,7 +5,8 @@
  */
 import { Adam, BestWeights, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, type Tensor } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
-import { batches, type ImageSet } from '../diffusion/train.js';
+import { epochBatches } from '../data/batches.js';
+import type { ImageSet } from '../data/image-set.js';
 import { bitsPerDimFromNats, type Flow, type FlowCondition } from './flow.js';
 
 /** n rows of dim features, with optional labels and a task condition [n, taskDim]. */
@@ -119,7 +120,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   flow.train();
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
-  const next = batches({ images: data.x, labels: null, n: data.n, channels: 1, height: 1, width: data.dim }, o.batchSize, deriveSeed(seed, 1));
+  const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1));
   const log = new LossLog('trainFlow', { steps: o.steps, logEvery: o.logEvery, label: o.label === null ? null : o.label ?? 'flow', name: 'nll', hint: 'lower the learning rate or set clipNorm', onLog: o.onLog });
   const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
   const patience = o.patience ?? Infinity;
@@ -134,7 +135,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
     for (let step = 0; step < o.steps; step++) {
       opt.setLrFactor(lrFactor(step));
       const loss = tidy(() => {
-        const b = rows(data, next().indices, deriveSeed(seed, 1000 + step));
+        const b = rows(data, next(), deriveSeed(seed, 1000 + step));
         const l = flow.nll(b.x, b.cond);
         l.backward();
         if ((o.clipNorm ?? 0) > 0) clipGradNorm(trainable, o.clipNorm!);

@@ -102,12 +102,13 @@ export class FlowSequence extends Transform {
 }
 
 /**
+ * The conditioner network of a coupling:
  * Linear → ReLU → ... → Linear with PyTorch's Sequential names (net.0, net.2, ...); each
  * Linear+ReLU pair runs as one fused matmul.
  */
-export class MLP extends Sequential {
+export class CouplingMlp extends Sequential {
   constructor(sizes: readonly number[], seed?: number) {
-    if (sizes.length < 2) throw new Error(`MLP: needs at least input and output sizes, got [${sizes.join(', ')}]`);
+    if (sizes.length < 2) throw new Error(`CouplingMlp: needs at least input and output sizes, got [${sizes.join(', ')}]`);
     const layers = [];
     for (let i = 0; i + 1 < sizes.length; i++) {
       layers.push(new Linear(sizes[i], sizes[i + 1], { seed: seed === undefined ? undefined : deriveSeed(seed, i) }));
@@ -175,7 +176,7 @@ abstract class Coupling extends Transform {
   readonly keepIdx: number[];
   readonly changeIdx: number[];
   private readonly gather: { keep: Tensor; change: Tensor; merge: Tensor } | null;
-  net: MLP;
+  net: CouplingMlp;
 
   constructor(
     readonly dim: number,
@@ -198,7 +199,7 @@ abstract class Coupling extends Transform {
       order.forEach((src, pos) => (merge[src] = pos));
       this.gather = { keep: keep(tensor(Int32Array.from(k))), change: keep(tensor(Int32Array.from(change))), merge: keep(tensor(merge)) };
     }
-    this.net = new MLP([k.length + contextDim, ...hidden, outPerFeature * change.length], seed);
+    this.net = new CouplingMlp([k.length + contextDim, ...hidden, outPerFeature * change.length], seed);
     this.net.zeroLast();
   }
 

@@ -5,9 +5,9 @@
  * strokes; this asks whether a sample of class c looks like a c.
  */
 import { Adam, argmax, crossEntropy, Linear, noGrad, ReLU, Sequential, tensor, tidy } from '@transfuse/core';
-import { gatherRows, stratifiedSplit } from '../data/split.js';
-import { permutation } from '../data/prng.js';
-import type { ImageSet } from '../diffusion/train.js';
+import { epochBatches, gatherRows } from '../data/batches.js';
+import { stratifiedSplit } from '../data/split.js';
+import type { ImageSet } from '../data/image-set.js';
 
 export interface ClassifierOptions {
   steps: number;
@@ -40,10 +40,9 @@ export async function trainClassifier(set: ImageSet, o: ClassifierOptions): Prom
   const trainY = Int32Array.from(split.train, (i) => set.labels![i]);
   const model = new Sequential(new Linear(d, o.hidden ?? 256, { seed: seed + 1 }), new ReLU(), new Linear(o.hidden ?? 256, numClasses, { seed: seed + 2 }));
   const opt = new Adam(model.parameters(), { lr: o.lr });
-  let order = permutation(split.train.length, seed);
-  for (let step = 0, at = 0, epoch = 0; step < o.steps; step++) {
-    if (at + o.batchSize > order.length) [order, at] = [permutation(split.train.length, seed + ++epoch), 0];
-    const rows = order.subarray(at, (at += o.batchSize));
+  const next = epochBatches(split.train.length, Math.min(o.batchSize, split.train.length), seed);
+  for (let step = 0; step < o.steps; step++) {
+    const rows = next();
     const loss = tidy(() => {
       const l = crossEntropy(model.forward(tensor(gatherRows(trainX, d, rows), [rows.length, d])), tensor(Int32Array.from(rows, (r) => trainY[r])));
       l.backward();

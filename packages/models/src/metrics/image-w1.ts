@@ -3,7 +3,7 @@
  * were in [0, 1], whatever range the images are stored in (W1 scales linearly with the pixels,
  * so images in [-1, 1] give twice the [0, 1] value before the division here).
  */
-import { gatherRows } from '../data/split.js';
+import { gatherRows } from '../data/batches.js';
 import { w1Gpu } from './gpu.js';
 
 /** [lowest, highest] pixel value of the stored images, e.g. [-1, 1] for the models' sets. */

@@ -37,7 +37,8 @@ import {
   tidy,
   type Tensor,
 } from '@transfuse/core';
-import { createRng, permutation } from '../data/prng.js';
+import { epochBatches, gatherRows } from '../data/batches.js';
+import { createRng } from '../data/prng.js';
 import { x0Scales, type ConditionEncoder, type MlpScoreNet } from '../diffusion/mlp.js';
 import { reverseStepAt } from '../diffusion/sampler.js';
 import { vpProcess } from '../diffusion/schedule.js';
@@ -85,30 +86,6 @@ export interface ConditionalTrainResult {
 
 const times = (o: VpTimes) => ({ tMin: o.tMin ?? 1e-3, tMax: o.tMax ?? 5 });
 
-function gather(values: Float32Array, d: number, rows: Int32Array): Float32Array {
-  const out = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => out.set(values.subarray(r * d, (r + 1) * d), i * d));
-  return out;
-}
-
-/** Seeded minibatch rows of one task: a fresh permutation every epoch. */
-function rowStream(n: number, batch: number, seed: number): () => Int32Array {
-  let epoch = 0;
-  let order = permutation(n, deriveSeed(seed, epoch));
-  let at = 0;
-  return () => {
-    const rows = new Int32Array(batch);
-    for (let i = 0; i < batch; i++) {
-      if (at === n) {
-        order = permutation(n, deriveSeed(seed, ++epoch));
-        at = 0;
-      }
-      rows[i] = order[at++];
-    }
-    return rows;
-  };
-}
-
 function checkTask(task: VectorTask, head: MlpScoreNet, yDim: number, k: number): void {
   const dx = head.config.dataDim;
   if (!(task.n >= 1) || task.x.length !== task.n * dx || task.y.length !== task.n * yDim) {
@@ -145,7 +122,7 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
   // The frozen encoder's output is fixed: compute it once instead of every step.
   const conds = encoderFrozen ? await Promise.all(tasks.map((t) => encode(encoder, t.y, t.n))) : tasks.map((t) => t.y);
   const condDim = encoderFrozen ? dw : dy;
-  const streams = tasks.map((t, k) => rowStream(t.n, Math.min(o.batchSize, t.n), deriveSeed(seed, 10 + k)));
+  const streams = tasks.map((t, k) => epochBatches(t.n, Math.min(o.batchSize, t.n), deriveSeed(seed, 10 + k)));
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
   const rng = createRng(deriveSeed(seed, 2));
@@ -157,7 +134,7 @@ export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[]
       const batches = tasks.map((t, k) => {
         const rows = streams[k]();
         o.onBatch?.(k, rows);
-        return { rows, x: gather(t.x, heads[k].config.dataDim, rows), c: gather(conds[k], condDim, rows) };
+        return { rows, x: gatherRows(t.x, heads[k].config.dataDim, rows), c: gatherRows(conds[k], condDim, rows) };
       });
       // One encoder pass over every task's conditions, then split per task.
       const sizes = batches.map((b) => b.rows.length);

@@ -9,7 +9,10 @@
  * the not-yet-submitted encoder: uploads therefore flush the open batch first.
  */
 import type { Kernel, Params } from '@transfuse/kernels';
-import type { AcquiredDevice } from './device.js';
+import type { AcquiredDevice } from '../device.js';
+import { BufferPool, Storage } from './pool.js';
+import { Profiler } from './profiler.js';
+import { awaitGpu } from './wait.js';
 
 /** Bytes reserved per dispatch in the uniform ring (WebGPU's minUniformBufferOffsetAlignment is at most 256). */
 const UNIFORM_SLOT = 256;
@@ -25,124 +28,6 @@ const PACE_SUBMITS = 8;
  * runs crashed inside the driver once uncollected bind groups piled up past that.
  */
 const GC_EVERY_BIND_GROUPS = 8192;
-
-/**
- * Awaits a WebGPU promise (onSubmittedWorkDone, mapAsync) without spinning a core. While such a
- * promise is pending, Dawn's Node binding polls for its completion on every turn of the event
- * loop, which on a software driver takes a CPU core from the driver's own worker threads (on the
- * 2-core machines here, a matmul 1024 step spent 45% of its time with the main thread busy
- * polling). So between turns the main thread sleeps, briefly at first so short waits stay short,
- * then up to 1 ms. In browsers, where the main thread may not block, the promise is awaited as is.
- */
-const sleepCell = typeof SharedArrayBuffer === 'function' && typeof setImmediate === 'function' && typeof process !== 'undefined' && process.versions?.node
-  ? new Int32Array(new SharedArrayBuffer(4))
-  : null;
-export async function awaitGpu<T>(p: Promise<T>): Promise<T> {
-  if (!sleepCell) return p;
-  let settled = false;
-  const done = () => { settled = true; };
-  p.then(done, done);
-  for (let turn = 0; !settled; turn++) {
-    await new Promise((r) => setImmediate(r));
-    if (!settled && turn >= 4) Atomics.wait(sleepCell, 0, 0, Math.min(1, 0.05 * 2 ** (turn - 4)));
-  }
-  return p;
-}
-
-/** A GPU buffer with a reference count; tensors that are views of each other share one. */
-export class Storage {
-  refs = 1;
-  constructor(
-    readonly buffer: GPUBuffer,
-    /** Bytes in use (the buffer itself may be larger: pool size classes). */
-    readonly bytes: number,
-    private readonly runtime: Runtime,
-  ) {}
-  retain(): this {
-    if (this.refs <= 0) throw new Error('internal: retain of a released storage');
-    this.refs++;
-    return this;
-  }
-  release(): void {
-    if (--this.refs === 0) this.runtime.pool.release(this.buffer);
-  }
-}
-
-/** Size classes of four steps per octave (at most 25% waste), 256 bytes minimum. */
-export function sizeClass(bytes: number): number {
-  if (bytes <= 256) return 256;
-  const p = 2 ** Math.floor(Math.log2(bytes));
-  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
-    const c = p * step;
-    if (c >= bytes) return c;
-  }
-  return 2 * p;
-}
-
-export interface PoolStats {
-  /** Buffers handed out and not yet released. */
-  liveBuffers: number;
-  liveBytes: number;
-  /** Buffers kept for reuse. */
-  pooledBuffers: number;
-  pooledBytes: number;
-}
-
-/** Free lists of storage buffers keyed by size class. */
-export class BufferPool {
-  private free = new Map<number, GPUBuffer[]>();
-  private live = new Set<GPUBuffer>();
-  private stats = { liveBytes: 0, pooledBuffers: 0, pooledBytes: 0 };
-  /** Pooled bytes above this are destroyed instead of kept. */
-  maxPooledBytes = 1 << 30;
-
-  constructor(
-    private readonly device: GPUDevice,
-    private readonly usage: GPUBufferUsageFlags,
-    private readonly onDestroy: (b: GPUBuffer) => void,
-  ) {}
-
-  acquire(bytes: number): GPUBuffer {
-    const size = sizeClass(bytes);
-    const list = this.free.get(size);
-    let buf = list?.pop();
-    if (buf) {
-      this.stats.pooledBuffers--;
-      this.stats.pooledBytes -= size;
-    } else {
-      buf = this.device.createBuffer({ size, usage: this.usage });
-    }
-    this.live.add(buf);
-    this.stats.liveBytes += size;
-    return buf;
-  }
-
-  release(buf: GPUBuffer): void {
-    if (!this.live.delete(buf)) throw new Error('internal: buffer released twice');
-    this.stats.liveBytes -= buf.size;
-    if (this.stats.pooledBytes + buf.size > this.maxPooledBytes) {
-      this.onDestroy(buf);
-      return;
-    }
-    let list = this.free.get(buf.size);
-    if (!list) this.free.set(buf.size, (list = []));
-    list.push(buf);
-    this.stats.pooledBuffers++;
-    this.stats.pooledBytes += buf.size;
-  }
-
-  /** Destroys every pooled buffer (after pending work is submitted). */
-  trim(): void {
-    for (const list of this.free.values()) for (const b of list) this.onDestroy(b);
-    this.free.clear();
-    this.stats.pooledBuffers = 0;
-    this.stats.pooledBytes = 0;
-  }
-
-  getStats(): PoolStats {
-    return { liveBuffers: this.live.size, ...this.stats };
-  }
-}
 
 export interface DispatchArgs {
   /** What the user called, for error messages ('matmul', 'add', ...). */
@@ -480,65 +365,5 @@ export class Runtime {
     this.staging.trim();
     this.flush();
     this.device.destroy();
-  }
-}
-
-/** Timestamp queries around each dispatch of a batch, summed per kernel name. */
-class Profiler {
-  readonly totals = new Map<string, { ms: number; count: number }>();
-  private readonly querySet: GPUQuerySet;
-  private names: string[] = [];
-  private pending: Promise<void>[] = [];
-
-  constructor(
-    private readonly device: GPUDevice,
-    private readonly capacity: number,
-  ) {
-    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * capacity });
-  }
-
-  beginDispatch(rt: Runtime, name: string): void {
-    if (this.names.length === this.capacity) rt.flush();
-    const i = this.names.length;
-    this.names.push(name);
-    rt.beginTimedPass({ querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 });
-  }
-
-  private resolved: { buffer: GPUBuffer; scratch: GPUBuffer; names: string[] } | null = null;
-
-  resolve(encoder: GPUCommandEncoder): void {
-    if (this.names.length === 0) return;
-    const bytes = 16 * this.names.length;
-    const resolveBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const readBuf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    encoder.resolveQuerySet(this.querySet, 0, 2 * this.names.length, resolveBuf, 0);
-    encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, bytes);
-    this.resolved = { buffer: readBuf, scratch: resolveBuf, names: this.names };
-    this.names = [];
-  }
-
-  collect(): void {
-    const r = this.resolved;
-    if (!r) return;
-    this.resolved = null;
-    r.scratch.destroy(); // after the submit that used it
-    this.pending.push(
-      r.buffer.mapAsync(GPUMapMode.READ).then(() => {
-        const t = new BigUint64Array(r.buffer.getMappedRange());
-        r.names.forEach((name, i) => {
-          const e = this.totals.get(name) ?? { ms: 0, count: 0 };
-          e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-          e.count++;
-          this.totals.set(name, e);
-        });
-        r.buffer.unmap();
-        r.buffer.destroy();
-      }),
-    );
-  }
-
-  async settled(): Promise<void> {
-    await Promise.all(this.pending);
-    this.pending = [];
   }
 }

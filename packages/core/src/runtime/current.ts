@@ -1,8 +1,9 @@
 /**
  * The process-wide runtime. `await init()` once (idempotent); every op then runs on that device.
  */
-import { acquireDevice, type DeviceOptions } from './device.js';
-import { Runtime, type PoolStats } from './runtime.js';
+import { acquireDevice, type DeviceOptions } from '../device.js';
+import type { PoolStats } from './pool.js';
+import { Runtime } from './runtime.js';
 
 let current: Runtime | null = null;
 let pending: Promise<Runtime> | null = null;
