@@ -10,8 +10,9 @@ import { command, DATA_FLAG, flagsHelp, parseFlags, UsageError, type Command } f
 import { resolveDataDir } from './data/digits.js';
 import { diffusionSample, diffusionTrain } from './diffusion/cli.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
-import { FAMILIES, type Family } from './experiments/mnist-usps.js';
+import { FAMILIES, type Family } from './experiments/families.js';
 import { flowEval, flowSample, flowTrain } from './flows/cli.js';
+import { transferCli } from './experiments/transfer-cli.js';
 
 const EXPERIMENT_PRESETS = [...new Set(Object.values(EXPERIMENTS).flatMap((e) => e.presets))];
 
@@ -60,6 +61,8 @@ ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${(name + (c.words ? ` ${c.words.name}` : '')).padEnd(22)}${c.synopsis.replace(/^[^:]*: /, '')}`)
   .join('\n')}
 
+  transfer              the transfer experiment on your own source and target images (transfuse transfer --help)
+
 experiments: ${Object.keys(EXPERIMENTS).join(', ')}
 experiment presets: ${EXPERIMENT_PRESETS.join(', ')}
 Training commands save checkpoints into OUT/checkpoints (--checkpoint-every N, --keep K); Ctrl-C saves
@@ -92,6 +95,13 @@ function findCommand(argv: string[]): { name: string; cmd: Command<any>; words: 
 }
 
 async function main(argv: string[]): Promise<void> {
+  const gpu = async () => {
+    await init();
+    // In auto mode init() itself says which adapter it chose and why.
+    if (process.env.TRANSFUSE_BACKEND) log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
+  };
+  // `transfer` parses its own flags (experiments/transfer-cli.ts), also before the GPU starts.
+  if (argv[0] === 'transfer') return transferCli(argv.slice(1), log, gpu);
   const found = findCommand(argv);
   if (!found) {
     process.stdout.write(USAGE);
@@ -103,11 +113,6 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const v = parseFlags(`${name}${words.length ? ` ${words.join(' ')}` : ''}`, rest, cmd.flags);
-  const gpu = async () => {
-    await init();
-    // In auto mode init() itself says which adapter it chose and why.
-    if (process.env.TRANSFUSE_BACKEND) log(`transfuse: WebGPU adapter ${runtime().acquired.backend}`);
-  };
   await cmd.run(v, { log, gpu, words });
 }
 

@@ -6,6 +6,13 @@ export { DataFileError, findDataFile, loadIdxImages, loadIdxLabels, loadMnist, r
 export { USPS_SIDE, loadEslDigits, loadLibsvm, loadUsps, loadUspsLibsvm } from './data/usps.js';
 export type { LibsvmData, LibsvmOptions } from './data/usps.js';
 export * from './data/digits.js';
+export { loadImageSource, inferPixelRange } from './data/image-source.js';
+export type { ImageFormat, ImageSourceOptions, LoadedImages } from './data/image-source.js';
+export { decodePng } from './data/png-decode.js';
+export { loadNpy } from './data/npy.js';
+export type { NpyArray } from './data/npy.js';
+export { loadDelimited } from './data/delimited.js';
+export type { GreyImage } from './data/png-decode.js';
 export * from './experiments/index.js';
 export * from './experiments/results.js';
 export * from './io/files.js';

@@ -1,8 +1,5 @@
 import { describe, expect, test } from 'vitest';
 import { inflateSync } from 'node:zlib';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { noGrad, tensor, tidy } from '@transfuse/core';
 import {
   batches,
@@ -122,81 +119,5 @@ describe('outputs', () => {
     }
     // Known CRC-32 of "IEND".
     expect(crc32(Buffer.from('IEND', 'latin1'))).toBe(0xae426082);
-  });
-});
-
-describe('experiments (smoke presets, end to end)', () => {
-  for (const name of ['mnist-usps-conditional', 'mnist-usps-digit3']) {
-    test(name, async () => {
-      const out = mkdtempSync(join(tmpdir(), `transfuse-${name}-`));
-      const md = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });
-      expect(md).toMatch(/\| model \| n_s \| transfer W1 \|/);
-      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-      expect(results.floor).toBeGreaterThan(0);
-      for (const family of ['diffusion', 'flow']) {
-        const fr = results.families[family];
-        expect(fr.baseline[0].w1, family).toBeGreaterThan(0);
-        expect(fr.transfer['200'][0].w1, family).toBeGreaterThan(0);
-        expect(fr.variant['200'][0].w1, family).toBeGreaterThan(0);
-        expect(existsSync(join(out, `samples-${family}-baseline-seed0.png`))).toBe(true);
-      }
-      // Flows are also scored by likelihood: 8-bit bits/dim are positive and finite.
-      for (const e of [results.families.flow.baseline[0], results.families.flow.transfer['200'][0]]) expect(e.bitsPerDim).toBeGreaterThan(0);
-      expect(results.families.diffusion.baseline[0].bitsPerDim).toBeUndefined();
-      expect(md).toMatch(/Held-out bits\/dim, flow/);
-      for (const f of ['results.md', 'w1.svg', 'usps-split.json']) expect(existsSync(join(out, f)), f).toBe(true);
-      // Resumable: a second run recomputes nothing and gives the same table.
-      const again = await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {} });
-      expect(again).toBe(md);
-      // A run stopped between the cells of one n_s loads the saved source model, not pre-training
-      // it again, and the redone cell scores what it scored from the freshly trained source.
-      for (const family of ['diffusion', 'flow']) rmSync(join(out, 'cells', `${family}-variant-ns200-seed0.json`));
-      const logs: string[] = [];
-      await runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: (m) => logs.push(m) });
-      const redone = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-      for (const family of ['diffusion', 'flow']) {
-        expect(logs.some((m) => m.startsWith(`[${family}-source-ns200-seed0] loaded from`)), logs.join('\n')).toBe(true);
-        expect(redone.families[family].variant['200'][0].w1, family).toBeCloseTo(results.families[family].variant['200'][0].w1, 4);
-      }
-    });
-  }
-
-  test('--ns and --families replace the preset, are recorded in config.json, and are checked', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'transfuse-overrides-'));
-    const run = (o: Partial<Parameters<typeof runExperiment>[1]>, name = 'mnist-usps-digit3') =>
-      runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {}, ...o });
-    const md = await run({ ns: [50], families: ['diffusion'] });
-    expect(md).toMatch(/preset smoke, n_s 50; diffusion/);
-    expect(md).toMatch(/\| diffusion \| 50 \|/);
-    expect(md).not.toMatch(/\| flow \|/);
-    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config;
-    expect(config.nsList).toEqual([50]);
-    expect(config.families).toEqual(['diffusion']);
-    // The plain preset cannot reuse that folder: its cells would mix with the changed run's.
-    await expect(run({})).rejects.toThrow(/holds results of a different run/);
-    await expect(run({ ns: [0] })).rejects.toThrow(/--ns must list positive whole numbers, got 0/);
-    await expect(run({ families: ['gan' as never] })).rejects.toThrow(/--families takes diffusion and\/or flow, got 'gan'/);
-    await expect(run({ ns: [50] }, 'sec-simulation')).rejects.toThrow(/apply to the mnist-usps experiments, not 'sec-simulation'/);
-  });
-
-  test('a run with no n_s trains and scores only the baselines, and writes no n_s plot', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'transfuse-baseline-only-'));
-    const preset = { ...MNIST_USPS_PRESETS.smoke, nsList: [], families: ['diffusion' as const], variant: false };
-    const r = await runMnistUsps({ preset, presetName: 'smoke', conditional: false, dataDir: DATA, out, log: () => {} });
-    expect(r.families.diffusion!.baseline[0].w1).toBeGreaterThan(0);
-    expect(r.families.diffusion!.transfer).toEqual({});
-    expect(existsSync(join(out, 'results.md'))).toBe(true);
-    expect(existsSync(join(out, 'w1.svg'))).toBe(false);
-  });
-
-  test('mnist-usps-digit3: every n_s past the 6,131 MNIST threes runs once, labelled with the size used', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'transfuse-digit3-sizes-'));
-    const logs: string[] = [];
-    const preset = { ...MNIST_USPS_PRESETS.smoke, nsList: [200, 7000, 60000], families: ['diffusion' as const], variant: false };
-    const r = await runMnistUsps({ preset, presetName: 'smoke', conditional: false, dataDir: DATA, out, log: (m) => logs.push(m) });
-    expect(r.sourceSizes).toEqual({ 200: 200, 7000: 6131, 60000: 6131 });
-    expect(Object.keys(r.families.diffusion!.transfer).sort()).toEqual(['200', '7000']);
-    expect(logs.some((m) => m.includes('n_s=60000') && m.includes('skipped') && m.includes('n_s=7000')), logs.join('\n')).toBe(true);
-    expect(readFileSync(join(out, 'results.md'), 'utf8')).toMatch(/\| diffusion \| 7000 \(all 6131\) \|/);
   });
 });

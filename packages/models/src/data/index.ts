@@ -1,4 +1,5 @@
-// Browser-safe data helpers; the file loaders (MNIST IDX, USPS, digits folders) are in ../node.ts.
+// Browser-safe data helpers; the file loaders (MNIST IDX, USPS, digits folders, PNG folders,
+// CSV/TSV, .npy, loadImageSource) are in ../node.ts.
 export type { DigitImages, Split } from './mnist.js';
 export { apportion, classSubset, stratifiedSplit, subsample, testCount } from './split.js';
 export { epochBatches, gatherRows } from './batches.js';

@@ -3,6 +3,7 @@
  */
 import {
   Adam,
+  BestWeights,
   checkOptionKeys,
   clipGradNorm,
   cosineWithWarmup,
@@ -11,6 +12,7 @@ import {
   emaWarmupDecay,
   LossLog,
   mean,
+  noGrad,
   ProgressBar,
   randn,
   runtime,
@@ -23,6 +25,7 @@ import {
   type Module,
   type Tensor,
 } from '@transfuse/core';
+import { gatherRows } from '../data/batches.js';
 import { batches, type ImageSet } from '../data/image-set.js';
 import { createRng } from '../data/prng.js';
 import { reverseProcess, type Prediction, type SamplerOptions } from './sampler.js';
@@ -62,9 +65,26 @@ export interface DiffusionTrainOptions {
   onBatch?: (indices: Int32Array) => void;
   /** Numbered checkpoints during training, resume, and save-and-stop on SIGINT/SIGTERM. */
   checkpoint?: CheckpointingOptions;
+  /**
+   * Early stopping: held-out images whose loss (`validationLoss`: fixed timesteps and noise, so
+   * it moves only with the weights) is measured every `validateEvery` steps and at the last
+   * step; the weights of the best measurement are written back at the end.
+   */
+  validation?: ImageSet;
+  validateEvery?: number;
+  /** Stop after this many measurements without improvement (default: run all steps). */
+  patience?: number;
 }
 
-const DIFFUSION_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'prediction', 'clipNorm', 'emaDecay', 'seed', 'logEvery', 'label', 'onLog', 'onBatch', 'checkpoint'];
+export interface ValidationRecord {
+  /** (step, validation loss) pairs. */
+  history: [number, number][];
+  /** The step whose weights were kept, and its loss. */
+  bestStep: number;
+  best: number;
+}
+
+const DIFFUSION_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'prediction', 'clipNorm', 'emaDecay', 'seed', 'logEvery', 'label', 'onLog', 'onBatch', 'checkpoint', 'validation', 'validateEvery', 'patience'];
 
 export interface TrainResult {
   /** (step, loss) pairs read every logEvery steps. */
@@ -72,10 +92,39 @@ export interface TrainResult {
   seconds: number;
   /** The EMA of the weights, if one was kept (apply it with ema.copyTo(model) before sampling). */
   ema: EMA | null;
-  /** Steps done (fewer than `steps` when a signal stopped training after saving a checkpoint). */
+  /** Steps run (fewer than `steps` when early stopping or a signal ended training). */
   steps: number;
   /** A signal stopped training; the newest checkpoint holds the state to resume from. */
   interrupted: boolean;
+  validation?: ValidationRecord;
+}
+
+/**
+ * The mean diffusion loss of held-out images with `repeats` fixed (timestep, noise) draws per
+ * image: timesteps evenly spread over the schedule, noise from `seed`, so two measurements differ
+ * only through the weights.
+ */
+export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set: ImageSet, o: { seed?: number; repeats?: number; prediction?: Prediction; batchSize?: number } = {}): Promise<number> {
+  const repeats = o.repeats ?? 4;
+  const total = set.n * repeats;
+  const d = set.channels * set.height * set.width;
+  const batchSize = o.batchSize ?? 256;
+  let sum = 0;
+  for (let start = 0, k = 0; start < total; start += batchSize, k++) {
+    const b = Math.min(batchSize, total - start);
+    const rows = Int32Array.from({ length: b }, (_, i) => (start + i) % set.n);
+    const x = gatherRows(set.images, d, rows);
+    const steps = Int32Array.from({ length: b }, (_, i) => Math.min(schedule.steps - 1, Math.floor(((start + i + 0.5) / total) * schedule.steps)));
+    const loss = noGrad(() =>
+      tidy(() => {
+        const labels = set.labels && model.config.numClassEmbeds ? tensor(Int32Array.from(rows, (r) => set.labels![r])) : undefined;
+        return diffusionLoss(model, schedule, tensor(x, [b, set.channels, set.height, set.width]), labels, tensor(steps), deriveSeed(o.seed ?? 0, k), o.prediction);
+      }),
+    );
+    sum += (await loss.item()) * b;
+    loss.dispose();
+  }
+  return sum / total;
 }
 
 /** Trains the parameters of `model` that require grad (frozen ones stay bit-identical). */
@@ -91,7 +140,14 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   // diffusers' warmup min(decay, (1 + n) / (10 + n)): a constant decay would keep a large share
   // of the random initial weights in the average for thousands of steps.
   const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
+  // The best-so-far weights of early stopping are not in a checkpoint, so a resumed run could not keep them.
+  if (o.checkpoint && o.validation) throw new Error('trainDiffusion: checkpoint and validation (early stopping) cannot be combined; checkpoint long fixed-length runs, validate short ones');
+  const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
+  const patience = o.patience ?? Infinity;
+  if (o.validation && !(validateEvery >= 1 && patience >= 1)) throw new Error(`trainDiffusion: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
   const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined }) : null;
+  const best = o.validation ? new BestWeights(trainable) : null;
+  const history: [number, number][] = [];
   const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n };
   try {
     const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });
@@ -124,16 +180,29 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
         return l;
       });
       done = step + 1;
-      await log.record(done, loss);
+      const validating = best !== null && (done % validateEvery === 0 || done === o.steps);
+      await log.record(done, loss, validating);
+      if (validating) {
+        model.eval();
+        const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
+        model.train();
+        if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${done}`);
+        history.push([done, v]);
+        best!.offer(v, done);
+        if (best!.sinceBest >= patience) break;
+      }
       if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, seconds: seconds() } })))) {
         interrupted = done < o.steps;
         break;
       }
     }
     log.done();
-    return { losses: log.losses, seconds: seconds(), ema, steps: done, interrupted };
+    best?.restore();
+    const validation = best ? { history, bestStep: best.bestStep, best: best.best } : undefined;
+    return { losses: log.losses, seconds: seconds(), ema, steps: done, interrupted, ...(validation ? { validation } : {}) };
   } finally {
     ckpt?.dispose();
+    best?.dispose();
   }
 }
 

@@ -46,7 +46,9 @@ async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string
   if (unknown?.length) throw new Error(`--families takes ${FAMILIES.join(' and/or ')}, got '${unknown.join(',')}'`);
   const base = pick(MNIST_USPS_PRESETS, r.preset);
   // The folder's config.json records the changed preset, so such a run cannot mix with the plain one.
-  const preset = { ...base, nsList: r.ns ?? base.nsList, families: r.families ?? base.families };
+  const preset = { ...base, nsList: r.ns ?? base.nsList };
+  for (const f of r.families ?? []) if (!base[f]) throw new Error(`--families: preset '${r.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
+  for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
   const changes = [r.ns && `n_s ${r.ns.join(', ')}`, r.families && r.families.join(' and ')].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
   await runMnistUsps({ preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
@@ -61,6 +63,13 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   return e.run(r);
 }
 
+export { runTransferExperiment, PROTOCOL_VERSION } from './transfer-experiment.js';
+export type { FamilyProtocol, TransferExperimentOptions, TransferProtocol, TransferResults } from './transfer-experiment.js';
+export { ARMS, summarize, winsBeyondSpread } from './transfer-summary.js';
+export type { Arm, ArmSummary, CellResult, SummaryRow, TrendRow } from './transfer-summary.js';
+export { FAMILIES, diffusionFamily, flowFamily } from './families.js';
+export type { Family, TrainingBudget, TrainRecord } from './families.js';
+export { parseTransferArgs, transferCli, TRANSFER_USAGE } from './transfer-cli.js';
 export {
   CHENG_RESTORATION_PRESETS,
   CHENG_SYNTHETIC_PRESETS,

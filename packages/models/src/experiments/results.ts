@@ -34,18 +34,4 @@ export async function cell<T>(dir: string, id: string, compute: () => Promise<T>
   return value;
 }
 
-export interface Stat {
-  mean: number;
-  /** Sample standard deviation (0 for one value). */
-  sd: number;
-  n: number;
-}
-
-export function stat(values: number[]): Stat {
-  const n = values.length;
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  const sd = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, sd, n };
-}
-
-export const fmtStat = (s: Stat, digits = 4): string => (s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)}` : s.mean.toFixed(digits));
+export { fmtStat, stat, type Stat } from '../metrics/statistics.js';

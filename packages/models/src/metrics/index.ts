@@ -1,3 +1,10 @@
-export { pairwiseEuclidean, slicedW1, solveAssignment, solveTransport, w1Exact, w1FromCost, w1OneDim } from './w1.js';
-export type { AssignmentResult, PointSet, SlicedW1Options, TransportResult, W1Method, W1Options } from './w1.js';
+export { solveAssignment } from './assignment.js';
+export type { AssignmentResult } from './assignment.js';
+export { solveTransport } from './transport.js';
+export type { TransportResult } from './transport.js';
+export { pairwiseEuclidean, slicedW1, w1Exact, w1FromCost, w1OneDim } from './w1.js';
+export type { PointSet, SlicedW1Options, W1Method, W1Options } from './w1.js';
 export * from './gpu.js';
+export * from './image-w1.js';
+export * from './statistics.js';
+export * from './class-fidelity.js';

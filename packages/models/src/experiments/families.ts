@@ -1,0 +1,172 @@
+/**
+ * The model families a transfer experiment compares, behind one interface: U-Net diffusion
+ * (DDPM training, DDIM sampling) and coupling flows. Each family builds a source model, a
+ * baseline and the transfer copies, and trains any of them under a budget that stops on a
+ * held-out validation loss.
+ */
+import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
+import { NoiseSchedule } from '../diffusion/schedule.js';
+import type { ImageSet } from '../data/image-set.js';
+import { sampleImages, trainDiffusion } from '../diffusion/train.js';
+import { UNET_PRESETS, type UNet2D, type UNet2DConfig } from '../diffusion/unet.js';
+import type { Flow } from '../flows/flow.js';
+import { flowPreset } from '../flows/presets.js';
+import { evalBitsPerDim, imageFlowData, sampleFlow, trainFlow } from '../flows/train.js';
+import { baselineModel, conditionalTransferModel, unconditionalTransferModel } from '../transfer/diffusion.js';
+import { baselineFlow, conditionalFlowTransfer, standardBaseConfig, unconditionalFlowTransfer } from '../transfer/flows.js';
+
+export const FAMILIES = ['diffusion', 'flow'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+/** How long one training run may go, and when it stops. */
+export interface TrainingBudget {
+  /** The most steps the run may take. */
+  cap: number;
+  batchSize: number;
+  lr: number;
+  /** Validation loss measured every this many steps (and at the cap). */
+  validateEvery: number;
+  /** Stop after this many measurements without improvement; the best weights are kept. */
+  patience: number;
+}
+
+/** What one training run used: the steps it ran, the step whose weights it kept, its validation curve. */
+export interface TrainRecord {
+  steps: number;
+  bestStep: number;
+  /** Images seen: steps x batch size. */
+  images: number;
+  curve: [number, number][];
+  seconds: number;
+}
+
+export interface Generative {
+  /** Trains on `data`, validating on `validation`; `stopEarly: false` runs to the cap and keeps the best weights. */
+  train(data: ImageSet, validation: ImageSet, budget: TrainingBudget, o: { seed: number; label: string; stopEarly: boolean }): Promise<TrainRecord>;
+  /** Likelihood models: mean bits/dim of these images. */
+  bitsPerDim?(data: ImageSet): Promise<number>;
+  /** n images in [-1, 1] (labels for a conditional model). */
+  sample(n: number, labels: Int32Array | undefined, seed: number): Promise<Float32Array>;
+  save(dir: string): Promise<void>;
+  /** Replaces the weights with those saved in dir. */
+  load(dir: string): void;
+  dispose(): void;
+}
+
+export interface FamilyRunner {
+  /** The second transfer procedure's name ('fresh-head', 'freeze-deep' or 'fresh'). */
+  variantName: string;
+  baseline(seed: number): Generative;
+  /** A fresh source model to pre-train. */
+  source(seed: number): Generative;
+  transfer(source: Generative, variant: boolean, seed: number): Generative;
+}
+
+export interface FamilyShape {
+  size: number;
+  conditional: boolean;
+  numClasses: number;
+}
+
+const record = (steps: number, bestStep: number, batchSize: number, curve: [number, number][], seconds: number): TrainRecord => ({ steps, bestStep, images: steps * batchSize, curve, seconds });
+
+/** U-Net diffusion; conditional transfer freezes the class embedding. */
+export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRESETS, samplerSteps: number): FamilyRunner {
+  const config: UNet2DConfig = { sampleSize: shape.size, ...UNET_PRESETS[unet], numClassEmbeds: shape.conditional ? shape.numClasses : undefined };
+  const schedule = new NoiseSchedule();
+  const wrap = (model: UNet2D): Generative & { unet: UNet2D } => ({
+    async train(data, validation, b, o) {
+      model.train();
+      const r = await trainDiffusion(model, schedule, data, {
+        steps: b.cap,
+        batchSize: b.batchSize,
+        lr: b.lr,
+        warmup: Math.floor(Math.min(100, b.cap / 10)),
+        finalLrFraction: 0.1,
+        seed: o.seed,
+        label: o.label,
+        logEvery: Math.max(10, Math.floor(b.cap / 10)),
+        validation,
+        validateEvery: b.validateEvery,
+        patience: o.stopEarly ? b.patience : Infinity,
+      });
+      return record(r.steps, r.validation!.bestStep, b.batchSize, r.validation!.history, r.seconds);
+    },
+    sample(n, labels, seed) {
+      model.eval();
+      return sampleImages(model, schedule, { n, labels }, { sampler: 'ddim', steps: samplerSteps, seed, batchSize: 256 });
+    },
+    save: (dir) => saveCheckpoint(dir, { model, step: 0, extra: { config } }),
+    load: (dir) => void loadCheckpoint(dir, { model }),
+    dispose: () => model.dispose(),
+    unet: model,
+  });
+  const unetOf = (g: Generative) => (g as Generative & { unet: UNet2D }).unet;
+  return {
+    variantName: shape.conditional ? 'fresh-head' : 'freeze-deep',
+    baseline: (seed) => wrap(baselineModel(config, seed)),
+    source: (seed) => wrap(baselineModel(config, seed)),
+    transfer: (src, variant, seed) =>
+      wrap(
+        shape.conditional
+          ? conditionalTransferModel(unetOf(src), variant ? 'fresh-head' : 'finetune', seed)
+          : unconditionalTransferModel(unetOf(src), variant ? 'freeze-deep' : 'finetune', seed),
+      ),
+  };
+}
+
+/**
+ * Coupling flows (the 'small' presets on dequantised pixels in (0, 1), sampled back to [-1, 1]).
+ * Conditional transfer freezes the shared condition embedding; unconditional transfer freezes
+ * the learned base (the law of U) and fits g_t from g_s ('finetune') or afresh ('fresh').
+ */
+export function flowFamily(shape: FamilyShape): FamilyRunner {
+  const dim = shape.size * shape.size;
+  const config = shape.conditional
+    ? flowPreset('small-cond', { dim, condition: { numClasses: shape.numClasses, embedding: 10 } })
+    : flowPreset('small', { dim, base: 'diagonal' });
+  // Image subsets keep their labels for reporting; only a conditional flow reads them.
+  const asFlowData = (data: ImageSet) => ({ ...imageFlowData(data), labels: shape.conditional ? data.labels : null });
+  const wrap = (flow: Flow): Generative & { flow: Flow } => ({
+    async train(data, validation, b, o) {
+      flow.train();
+      const r = await trainFlow(flow, asFlowData(data), {
+        steps: b.cap,
+        batchSize: b.batchSize,
+        lr: b.lr,
+        seed: o.seed,
+        label: o.label,
+        clipNorm: 1,
+        logEvery: Math.max(10, Math.floor(b.cap / 10)),
+        validation: asFlowData(validation),
+        validateEvery: b.validateEvery,
+        patience: o.stopEarly ? b.patience : Infinity,
+      });
+      return record(r.steps, r.validation!.bestStep, b.batchSize, r.validation!.history, r.seconds);
+    },
+    sample(n, labels, seed) {
+      flow.eval();
+      return sampleFlow(flow, n, { seed, labels, images: true });
+    },
+    async bitsPerDim(data) {
+      flow.eval();
+      return (await evalBitsPerDim(flow, asFlowData(data), { seed: 0 })).bitsPerDim;
+    },
+    save: (dir) => saveCheckpoint(dir, { model: flow, step: 0, extra: { config } }),
+    load: (dir) => void loadCheckpoint(dir, { model: flow }),
+    dispose: () => flow.dispose(),
+    flow,
+  });
+  const flowOf = (g: Generative) => (g as Generative & { flow: Flow }).flow;
+  return {
+    variantName: shape.conditional ? 'fresh-head' : 'fresh',
+    baseline: (seed) => wrap(baselineFlow(shape.conditional ? config : standardBaseConfig(config), seed)),
+    source: (seed) => wrap(baselineFlow(config, seed)),
+    transfer: (src, variant, seed) =>
+      wrap(
+        shape.conditional
+          ? conditionalFlowTransfer(flowOf(src), variant ? 'fresh-head' : 'finetune', seed)
+          : unconditionalFlowTransfer(flowOf(src), variant ? 'fresh' : 'finetune', seed),
+      ),
+  };
+}

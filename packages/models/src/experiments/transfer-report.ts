@@ -1,0 +1,115 @@
+/**
+ * The report of a transfer experiment (Node-only: writes files): results.json, results.md,
+ * w1.svg (W1 against n_s with seed error bars), gain.svg (paired differences against n_t) and
+ * validation.svg (the validation curves that set every budget).
+ */
+import { join } from 'node:path';
+import { lineChartSvg, type Series } from '../io/plot.js';
+import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
+import { writeFileAtomic, writeJson } from '../io/files.js';
+import type { TransferResults } from './transfer-experiment.js';
+import { winsBeyondSpread, type ArmSummary } from './transfer-summary.js';
+
+const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
+const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
+const steps = (a: ArmSummary | undefined) => (a ? Math.round(a.totalSteps.mean).toString() : '-');
+const diff = (p: PairedDifference | undefined) => (p ? `${p.mean >= 0 ? '+' : ''}${p.mean.toFixed(3)}${p.n > 1 ? ` ± ${p.sd.toFixed(3)}` : ''} (${p.verdict === 'a lower' ? 'lower' : p.verdict === 'a higher' ? 'higher' : 'within spread'})` : '-');
+
+export function writeTransferReport(out: string, r: TransferResults): void {
+  writeJson(join(out, 'results.json'), r);
+  const c = r.config;
+  const rows = r.summary.rows;
+  const hasAcc = rows.some((row) => Object.values(row.arms).some((a) => a?.classAccuracy));
+  // The variant gets its own column when the transfer arm is the main procedure.
+  const hasVariant = rows.some((row) => row.transferArm === 'transfer' && row.arms.variant);
+  const lines = [
+    `# ${r.experiment} (preset ${r.preset}, protocol ${r.protocolVersion})`,
+    '',
+    `Source ${r.sourceName}, target ${r.targetName}: ${r.targetTrain} training / ${r.heldOut} held-out target images. Metric: ${r.metric}; lower is better.`,
+    `Label-matched real-vs-real floor: ${r.floor.w1.toFixed(4)}.` + (r.classifier ? ` Class fidelity: an MLP classifier trained on the target training images, ${(100 * r.classifier.heldOutAccuracy).toFixed(1)}% on ${r.classifier.heldOut} held-out real images.` : ''),
+    `Seeds: ${c.seeds.join(', ')}. Every run stops on its own validation split (${100 * c.validationFraction.source}% of the source, ${100 * c.validationFraction.target}% of the target subset) and keeps its best weights; 'matched' is the baseline given the transfer arm's total steps.`,
+    '',
+    `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |${hasVariant ? ' variant W1 |' : ''}`,
+    `|---|---|---|---|---|---|---|---|${hasAcc ? '---|---|---|' : ''}---|${hasVariant ? '---|' : ''}`,
+  ];
+  for (const row of rows) {
+    const t = row.arms[row.transferArm];
+    const name = row.transferArm === 'variant' ? `${row.family} (variant)` : row.family;
+    const used = r.sourceSizes[row.ns] ?? row.ns;
+    const acc = hasAcc ? ` ${pct(t?.classAccuracy)} | ${pct(row.arms.baseline?.classAccuracy)} | ${pct(row.arms.matched?.classAccuracy)} |` : '';
+    lines.push(
+      `| ${name} | ${row.nt === 'all' ? `all (${row.ntUsed})` : row.ntUsed} | ${used < row.ns ? `${row.ns} (all ${used})` : row.ns} | ${f3(t?.w1)} | ${f3(row.arms.baseline?.w1)} | ${f3(row.arms.matched?.w1)} | ${diff(row.vsBaseline)} | ${diff(row.vsMatched)} |${acc} ${steps(t)} / ${steps(row.arms.baseline)} / ${steps(row.arms.matched)} |${hasVariant ? ` ${row.transferArm === 'transfer' ? f3(row.arms.variant?.w1) : '-'} |` : ''}`,
+    );
+  }
+  lines.push('', 'Differences are paired by seed (same seed, same target data): mean ± sd; "lower" or "higher" only when the mean is farther from 0 than one sd.');
+  if (r.summary.trends.length) {
+    lines.push('', 'Trend in n_s (monotone only when neighbouring mean ± sd intervals do not overlap):', '', '| model | arm | n_t | metric | trend |', '|---|---|---|---|---|');
+    for (const t of r.summary.trends) lines.push(`| ${t.family} | ${t.arm} | ${t.nt} | ${t.metric === 'w1' ? 'W1' : 'class accuracy'} | ${t.trend} |`);
+  }
+  const wins = winsBeyondSpread(rows);
+  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns}`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
+  const perClass = r.cells.filter((x) => Object.keys(x.perClass).length && x.seed === c.seeds[0]);
+  if (perClass.length) {
+    const classes = Object.keys(r.floor.perClass);
+    lines.push('', `Per-class W1, seed ${c.seeds[0]}:`, '', `| arm | n_t | n_s | ${classes.join(' | ')} |`, `|---|---|---|${'---|'.repeat(classes.length)}`);
+    lines.push(`| floor | - | - | ${classes.map((k) => r.floor.perClass[k].toFixed(3)).join(' | ')} |`);
+    for (const x of perClass) lines.push(`| ${x.family} ${x.arm} | ${x.ntUsed} | ${x.ns ?? '-'} | ${classes.map((k) => x.perClass[k]?.toFixed(3) ?? '-').join(' | ')} |`);
+  }
+  const bpd = r.cells.filter((x) => x.bitsPerDim !== undefined);
+  if (bpd.length) {
+    lines.push('', 'Held-out bits/dim of the flows (all held-out target images):', '', '| arm | n_t | n_s | seed | bits/dim |', '|---|---|---|---|---|');
+    for (const x of bpd) lines.push(`| ${x.arm} | ${x.ntUsed} | ${x.ns ?? '-'} | ${x.seed} | ${x.bitsPerDim!.toFixed(3)} |`);
+  }
+  writeFileAtomic(join(out, 'results.md'), `${lines.join('\n')}\n`);
+  writePlots(out, r);
+}
+
+function writePlots(out: string, r: TransferResults): void {
+  const rows = r.summary.rows;
+  const w1: Series[] = [];
+  for (const family of new Set(rows.map((x) => x.family))) {
+    for (const nt of new Set(rows.filter((x) => x.family === family).map((x) => x.nt))) {
+      const mine = rows.filter((x) => x.family === family && x.nt === nt);
+      const at = (arm: 'baseline' | 'matched' | 'transfer' | 'variant') =>
+        mine.filter((x) => x.arms[arm]).map((x) => ({ x: x.ns, y: x.arms[arm]!.w1.mean, spread: x.arms[arm]!.w1.sd }));
+      const tag = `${family} n_t=${nt}`;
+      w1.push({ name: `${tag}: ${mine[0].transferArm}`, points: at(mine[0].transferArm) });
+      if (mine[0].arms.matched) w1.push({ name: `${tag}: matched`, points: at('matched'), dashed: true });
+      if (mine[0].arms.baseline) w1.push({ name: `${tag}: baseline`, points: at('baseline'), dashed: true });
+    }
+  }
+  const nonEmpty = (s: Series[]) => s.filter((x) => x.points.length);
+  if (nonEmpty(w1).length) {
+    const xs = [...new Set(rows.map((x) => x.ns))];
+    w1.push({ name: 'floor', points: xs.map((x) => ({ x, y: r.floor.w1 })), dashed: true });
+    writeFileAtomic(join(out, 'w1.svg'), lineChartSvg(`${r.experiment}: W1 vs n_s (mean ± sd over seeds)`, 'source size n_s', 'W1 (pixels in [0, 1])', nonEmpty(w1), { logX: true }));
+  }
+  // The paired gain against n_t, at the largest n_s.
+  const gain: Series[] = [];
+  for (const family of new Set(rows.map((x) => x.family))) {
+    const mine = rows.filter((x) => x.family === family);
+    const ns = Math.max(...mine.map((x) => x.ns));
+    const at = mine.filter((x) => x.ns === ns);
+    for (const [name, pick] of [['baseline', (x: (typeof at)[number]) => x.vsBaseline], ['matched', (x: (typeof at)[number]) => x.vsMatched]] as const) {
+      const points = at.filter((x) => pick(x)).map((x) => ({ x: x.ntUsed, y: pick(x)!.mean, spread: pick(x)!.sd }));
+      if (points.length) gain.push({ name: `${family} n_s=${ns}: transfer - ${name}`, points });
+    }
+  }
+  if (gain.length) {
+    const xs = [...new Set(gain.flatMap((s) => s.points.map((q) => q.x)))];
+    gain.push({ name: 'no difference', points: xs.map((x) => ({ x, y: 0 })), dashed: true });
+    writeFileAtomic(join(out, 'gain.svg'), lineChartSvg(`${r.experiment}: paired W1 difference vs n_t`, 'target size n_t', 'W1 difference (< 0: transfer better)', gain, { logX: true }));
+  }
+  // Validation curves of the first seed, largest n_t and n_s: the evidence that the budgets converged.
+  const first = r.cells.filter((x) => x.seed === r.config.seeds[0]);
+  const ntMax = Math.max(...first.map((x) => x.ntUsed));
+  const nsMax = Math.max(...first.map((x) => x.ns ?? 0));
+  const curves: Series[] = [];
+  const curve = (name: string, cv: [number, number][], dashed = false) => cv.length && curves.push({ name, points: cv.map(([x, y]) => ({ x, y })), dashed });
+  for (const x of first.filter((q) => q.ntUsed === ntMax && (q.ns === null || q.ns === nsMax))) {
+    if (x.source && x.arm !== 'variant') curve(`${x.family} source n_s=${x.ns}`, x.source.curve, true);
+    curve(`${x.family} ${x.arm}`, x.target.curve);
+  }
+  if (curves.length) writeFileAtomic(join(out, 'validation.svg'), lineChartSvg(`${r.experiment}: validation loss, seed ${r.config.seeds[0]}, n_t=${ntMax}`, 'training step', 'validation loss (own split)', curves));
+}
+

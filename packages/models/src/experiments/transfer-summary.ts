@@ -1,0 +1,135 @@
+/**
+ * The tables a transfer experiment reports, computed from its cells (pure, browser-safe): mean ±
+ * sd over seeds per arm, the paired differences transfer minus baseline and transfer minus the
+ * compute-matched baseline (same seed, same target data), and the trend in n_s beyond spread.
+ */
+import { pairedDifference, stat, trendBeyondSpread, type PairedDifference, type Stat, type Trend } from '../metrics/statistics.js';
+import type { Family, TrainRecord } from './families.js';
+
+/**
+ * The arms of a comparison: 'transfer' (the main procedure), 'variant' (the family's second
+ * procedure), 'baseline' (the target alone, stopped by its own validation loss) and 'matched'
+ * (the target alone, given the transfer arm's total steps: source plus target).
+ */
+export const ARMS = ['transfer', 'variant', 'baseline', 'matched'] as const;
+export type Arm = (typeof ARMS)[number];
+
+export interface CellResult {
+  family: Family;
+  arm: Arm;
+  seed: number;
+  /** Requested target size ('all' for the whole training split) and the images it gave. */
+  nt: string;
+  ntUsed: number;
+  /** Source size (null for the baseline). */
+  ns: number | null;
+  /** W1 between generated and held-out target images, pixels on the [0, 1] scale. */
+  w1: number;
+  perClass: Record<string, number>;
+  /** Class fidelity: share of generated images the target classifier assigns to their class. */
+  classAccuracy?: number;
+  perClassAccuracy?: Record<string, number>;
+  bitsPerDim?: number;
+  target: TrainRecord;
+  source?: TrainRecord;
+  /** Steps and images of the whole arm (source pre-training included). */
+  totalSteps: number;
+  totalImages: number;
+}
+
+export interface ArmSummary {
+  w1: Stat;
+  classAccuracy?: Stat;
+  totalSteps: Stat;
+  totalImages: Stat;
+}
+
+export interface SummaryRow {
+  family: Family;
+  nt: string;
+  ntUsed: number;
+  ns: number;
+  /** The arm compared against the baselines ('transfer', else 'variant'). */
+  transferArm: Arm;
+  arms: Partial<Record<Arm, ArmSummary>>;
+  /** transferArm minus baseline W1, paired by seed. */
+  vsBaseline?: PairedDifference;
+  /** transferArm minus compute-matched baseline W1, paired by seed. */
+  vsMatched?: PairedDifference;
+}
+
+export interface TrendRow {
+  family: Family;
+  nt: string;
+  arm: Arm;
+  metric: 'w1' | 'classAccuracy';
+  trend: Trend;
+}
+
+const key = (v: number | string | null) => String(v);
+
+function armSummary(cells: CellResult[]): ArmSummary {
+  const acc = cells.map((c) => c.classAccuracy).filter((x): x is number => x !== undefined);
+  return {
+    w1: stat(cells.map((c) => c.w1)),
+    ...(acc.length === cells.length ? { classAccuracy: stat(acc) } : {}),
+    totalSteps: stat(cells.map((c) => c.totalSteps)),
+    totalImages: stat(cells.map((c) => c.totalImages)),
+  };
+}
+
+/** Paired a - b over the seeds both hold. */
+function paired(a: CellResult[], b: CellResult[]): PairedDifference | undefined {
+  const bySeed = new Map(b.map((c) => [c.seed, c.w1]));
+  const both = a.filter((c) => bySeed.has(c.seed)).sort((x, y) => x.seed - y.seed);
+  return both.length ? pairedDifference(both.map((c) => c.w1), both.map((c) => bySeed.get(c.seed)!)) : undefined;
+}
+
+export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: TrendRow[] } {
+  const rows: SummaryRow[] = [];
+  const trends: TrendRow[] = [];
+  const families = [...new Set(cells.map((c) => c.family))];
+  for (const family of families) {
+    const fc = cells.filter((c) => c.family === family);
+    const nts = [...new Set(fc.map((c) => c.nt))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
+    for (const nt of nts) {
+      const at = fc.filter((c) => c.nt === nt);
+      const transferArm: Arm = at.some((c) => c.arm === 'transfer') ? 'transfer' : 'variant';
+      const baseline = at.filter((c) => c.arm === 'baseline');
+      const nsList = [...new Set(at.filter((c) => c.ns !== null).map((c) => c.ns!))].sort((a, b) => a - b);
+      for (const ns of nsList) {
+        const arms: Partial<Record<Arm, ArmSummary>> = {};
+        const of = (arm: Arm) => at.filter((c) => c.arm === arm && (arm === 'baseline' || key(c.ns) === key(ns)));
+        for (const arm of ARMS) if (of(arm).length) arms[arm] = armSummary(of(arm));
+        const t = of(transferArm);
+        rows.push({
+          family,
+          nt,
+          ntUsed: at[0].ntUsed,
+          ns,
+          transferArm,
+          arms,
+          ...(t.length && baseline.length ? { vsBaseline: paired(t, baseline) } : {}),
+          ...(t.length && of('matched').length ? { vsMatched: paired(t, of('matched')) } : {}),
+        });
+      }
+      const mine = rows.filter((r) => r.family === family && r.nt === nt);
+      for (const arm of ['transfer', 'variant'] as const) {
+        const pts = mine.map((r) => r.arms[arm]).filter((a): a is ArmSummary => !!a);
+        if (pts.length < 2) continue;
+        trends.push({ family, nt, arm, metric: 'w1', trend: trendBeyondSpread(pts.map((p) => p.w1)) });
+        if (pts.every((p) => p.classAccuracy)) {
+          // Accuracy rises where W1 falls: negate it so 'falling' means improving in both.
+          const t = trendBeyondSpread(pts.map((p) => ({ ...p.classAccuracy!, mean: -p.classAccuracy!.mean })));
+          trends.push({ family, nt, arm, metric: 'classAccuracy', trend: t === 'falling' ? 'rising' : t === 'rising' ? 'falling' : t });
+        }
+      }
+    }
+  }
+  return { rows, trends };
+}
+
+/** The cells where the transfer arm beats both the baseline and the compute-matched baseline beyond seed spread. */
+export function winsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
+  return rows.filter((r) => r.vsBaseline?.verdict === 'a lower' && r.vsMatched?.verdict === 'a lower');
+}

@@ -1,0 +1,142 @@
+/**
+ * The generic transfer experiment on a tiny synthetic source and target (8x8 images, 2 classes):
+ * every arm runs, the compute-matched baseline gets exactly the transfer arm's total steps, steps
+ * and images are recorded, the summary's paired differences match the cells, runs resume, and
+ * folders of the fixed-step protocol are refused. Also: early stopping of trainDiffusion keeps
+ * the weights of its best validation loss.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { deriveSeed } from '@transfuse/core';
+import { useGpu } from '../../core/test/helpers.js';
+import { createRng } from '../src/data/prng.js';
+import { NoiseSchedule } from '../src/diffusion/schedule.js';
+import { trainDiffusion, validationLoss, type ImageSet } from '../src/diffusion/train.js';
+import { UNet2D } from '../src/diffusion/unet.js';
+import { runTransferExperiment, type TransferProtocol } from '../src/experiments/transfer-experiment.js';
+import { parseTransferArgs } from '../src/experiments/transfer-cli.js';
+import type { DigitImages } from '../src/data/mnist.js';
+
+useGpu({ poison: false });
+
+/** n images of 8x8 in [0, 1]: class 0 a bright left half, class 1 a bright right half, shifted by `shift` rows, plus noise. */
+function synthetic(n: number, shift: number, seed: number): DigitImages {
+  const rng = createRng(seed);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
+  const images = new Float32Array(n * 64);
+  labels.forEach((c, i) => {
+    for (let p = 0; p < 64; p++) {
+      const [r, col] = [Math.floor(p / 8), p % 8];
+      const on = (c === 0 ? col < 4 : col >= 4) && r >= shift;
+      images[i * 64 + p] = Math.min(1, Math.max(0, (on ? 0.8 : 0.1) + 0.1 * rng.normal()));
+    }
+  });
+  return { images, labels, n, height: 8, width: 8 };
+}
+
+const budget = { cap: 6, batchSize: 8, lr: 2e-3, validateEvery: 2, patience: 100 };
+const protocol: TransferProtocol = {
+  size: 8,
+  conditional: true,
+  seeds: [0, 1],
+  nsList: [20, 400],
+  ntList: [12, 'all'],
+  evalN: 10,
+  validationFraction: { source: 0.1, target: 0.25 },
+  maxValidation: 8,
+  diffusion: { unet: 'tiny', samplerSteps: 2, arms: ['transfer', 'baseline', 'matched'], source: { ...budget, cap: 8, patience: 1 }, target: budget },
+  classifier: { steps: 20, batchSize: 16, lr: 1e-2 },
+};
+
+describe('runTransferExperiment (synthetic)', () => {
+  it('runs every arm, matches compute, records budgets, summarizes by seed, resumes and refuses old folders', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'transfuse-transfer-'));
+    const source = synthetic(60, 0, 1);
+    const target = synthetic(40, 2, 2);
+    const run = (log: (m: string) => void = () => {}) => runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out, log });
+    const r = await run();
+    // n_s = 400 is past the source's 60 images: one cell stands for "all 60".
+    expect(r.sourceSizes).toEqual({ 20: 20, 400: 60 });
+    // 2 seeds x 2 n_t x (baseline + 2 n_s x (transfer + matched)) = 20 cells.
+    expect(r.cells.length).toBe(20);
+    expect(r.targetTrain + r.heldOut).toBe(40);
+    for (const c of r.cells) {
+      expect(c.w1).toBeGreaterThan(0);
+      expect(c.target.images).toBe(c.target.steps * 8);
+      expect(c.target.curve.length).toBeGreaterThan(0);
+      expect(c.classAccuracy).toBeGreaterThanOrEqual(0);
+      expect(Object.keys(c.perClass).sort()).toEqual(['0', '1']);
+    }
+    for (const t of r.cells.filter((c) => c.arm === 'transfer')) {
+      // The source stops on validation (patience 1) or at its cap of 8; the transfer's total counts it.
+      expect(t.source!.steps).toBeLessThanOrEqual(8);
+      expect(t.totalSteps).toBe(t.source!.steps + t.target.steps);
+      const matched = r.cells.find((c) => c.arm === 'matched' && c.seed === t.seed && c.nt === t.nt && c.ns === t.ns)!;
+      expect(matched.target.steps).toBe(t.totalSteps);
+      expect(matched.totalSteps).toBe(t.totalSteps);
+    }
+    // n_t = 12 of the 28 training images: 9 train + 3 validate; 'all' is every one.
+    expect(new Set(r.cells.map((c) => `${c.nt}:${c.ntUsed}`))).toEqual(new Set(['12:12', `all:${r.targetTrain}`]));
+    // Paired differences: transfer minus baseline per seed, by hand from the cells.
+    const row = r.summary.rows.find((x) => x.nt === '12' && x.ns === 20)!;
+    const w = (arm: string, seed: number) => r.cells.find((c) => c.arm === arm && c.seed === seed && c.nt === '12' && (arm === 'baseline' || c.ns === 20))!.w1;
+    const d = [0, 1].map((s) => w('transfer', s) - w('baseline', s));
+    expect(row.vsBaseline!.mean).toBeCloseTo((d[0] + d[1]) / 2, 12);
+    expect(row.vsBaseline!.sd).toBeCloseTo(Math.abs(d[0] - d[1]) / Math.SQRT2, 12);
+    expect(row.vsMatched!.differences[1]).toBeCloseTo(w('transfer', 1) - w('matched', 1), 12);
+    for (const f of ['results.md', 'results.json', 'w1.svg', 'gain.svg', 'validation.svg', 'samples/diffusion-transfer-nt12-ns20-seed0.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    const md = readFileSync(join(out, 'results.md'), 'utf8');
+    expect(md).toMatch(/\| diffusion \| 12 \| 20 \|/);
+    expect(md).toMatch(/Label-matched real-vs-real floor/);
+    // Resumable: nothing is recomputed, the table is the same.
+    const logs: string[] = [];
+    await run((m) => logs.push(m));
+    expect(readFileSync(join(out, 'results.md'), 'utf8')).toBe(md);
+    expect(logs.filter((m) => m.endsWith('s') && m.includes('finished in'))).toEqual([]);
+    // A folder written by the fixed-step protocol is refused, naming it.
+    const old = mkdtempSync(join(tmpdir(), 'transfuse-old-'));
+    writeFileSync(join(old, 'config.json'), JSON.stringify({ experiment: 'synthetic', config: { sourceSteps: 12 } }));
+    await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol or of another experiment \(.*config\.json has no protocol version 2\)/);
+  });
+
+  it('parses the transfer command flags and names the flag at fault', () => {
+    const p = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'smoke', '--nt', '100,all', '--seeds', '0,1,2', '--arms', 'transfer,baseline,matched', '--families', 'diffusion']);
+    expect(p.protocol.ntList).toEqual([100, 'all']);
+    expect(p.protocol.seeds).toEqual([0, 1, 2]);
+    expect(p.protocol.flow).toBeUndefined();
+    expect(p.protocol.diffusion!.arms).toEqual(['transfer', 'baseline', 'matched']);
+    const bad = (extra: string[]) => () => parseTransferArgs(['--source', 's', '--target', 't', ...extra]);
+    expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
+    expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
+    expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
+    expect(bad(['--pixel-range', '255,0'])).toThrow("--pixel-range takes LOW,HIGH with LOW < HIGH, e.g. 0,255; got '255,0'");
+    expect(bad(['--families', 'flow'])).toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");
+    expect(bad(['--preset', 'huge'])).toThrow("--preset takes smoke, demo, cpu, paper, got 'huge'");
+    expect(() => parseTransferArgs(['--target', 't'])).toThrow('--source DIR|FILE is required');
+  });
+});
+
+describe('trainDiffusion early stopping', () => {
+  it('validationLoss is deterministic, and training keeps the weights of the best measurement', async () => {
+    const src = synthetic(24, 0, 3);
+    const set: ImageSet = { images: src.images.map((v) => 2 * v - 1), labels: src.labels, n: 24, channels: 1, height: 8, width: 8 };
+    const validation: ImageSet = { ...set, images: set.images.subarray(0, 8 * 64), labels: set.labels!.subarray(0, 8), n: 8 };
+    const model = new UNet2D({ sampleSize: 8, blockOutChannels: [16, 32], layersPerBlock: 1, normNumGroups: 8, numClassEmbeds: 2, seed: 4 });
+    const schedule = new NoiseSchedule();
+    const a = await validationLoss(model, schedule, validation, { seed: 5 });
+    expect(await validationLoss(model, schedule, validation, { seed: 5 })).toBe(a);
+    // lr 0.05 makes the loss jump around, so the last step is rarely the best one.
+    const r = await trainDiffusion(model, schedule, set, { steps: 12, batchSize: 8, lr: 5e-2, seed: 6, label: null, validation, validateEvery: 2, patience: 3 });
+    expect(r.validation!.history.length).toBeGreaterThan(0);
+    expect(r.steps).toBe(r.validation!.history.at(-1)![0]);
+    const best = Math.min(...r.validation!.history.map(([, v]) => v));
+    expect(r.validation!.best).toBe(best);
+    // The same measurement on the restored weights gives the best loss back (same seeds, same weights).
+    model.eval();
+    // trainDiffusion measures with seed deriveSeed(seed, 3).
+    expect(await validationLoss(model, schedule, validation, { seed: deriveSeed(6, 3) })).toBeCloseTo(best, 5);
+    model.dispose();
+  });
+});
