@@ -8,6 +8,10 @@ import * as ops from './ops/index.js';
 import { checkOptionKeys } from './options.js';
 import { Tensor, type DType } from './tensor.js';
 
+// Re-exported so that tsc keeps the import in tensor-methods.d.ts: declaration emit drops it on a
+// clean build (the augmentation below merges into Tensor), and a consumer's strict tsc then fails.
+export type { Tensor as ChainedTensor, DType as ChainedDType };
+
 function backward(root: Tensor, gradOrOptions: Tensor | BackwardOptions, options: Omit<BackwardOptions, 'grad'>): void {
   if (gradOrOptions === null || typeof gradOrOptions !== 'object') {
     throw new Error(`backward: pass the output's gradient as a Tensor or { grad, retainGraph }, got ${String(gradOrOptions)}`);
