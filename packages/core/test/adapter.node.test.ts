@@ -10,9 +10,9 @@ import { beforeAll, describe, expect, test } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** Runs init() of the built package in a child process. */
+/** Runs init() of the built package, as Node resolves it (its node entry), in a child process. */
 function initIn(env: Record<string, string | undefined>): { code: number | null; stdout: string; stderr: string } {
-  const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+  const dist = fileURLToPath(new URL('../dist/node_main.js', import.meta.url));
   const script = `import(${JSON.stringify(dist)}).then(async (c) => { await c.init(); console.log(c.runtime().acquired.backend + ' | ' + c.runtime().acquired.adapter.info.description); c.shutdown(); process.exit(0); }).catch((e) => { console.log('ERROR ' + e.message); process.exit(1); });`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TRANSFUSE_BACKEND: undefined, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodePng, inferPixelRange, loadImageSource, loadNpy } from '../src/data/index.js';
+import { decodePng, inferPixelRange, loadImageSource, loadNpy } from '../src/node.js';
 import { crc32, encodePng } from '../src/io/png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'transfuse-sources-'));
