@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadSafetensors, MODEL_FILE, readCheckpointExtra, STATE_FILE } from '@transfuse/core';
+import { loadSafetensors, MODEL_FILE, readCheckpointExtra, STATE_FILE } from '@transfuse/core/node';
 import { buildCli, runCli, startCli } from './cli-helpers.js';
 
 const DATA = process.env.TRANSFUSE_DATA ?? new URL('../../../../shared/data/', import.meta.url).pathname;

@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadSafetensors } from '@transfuse/core';
+import { loadSafetensors } from '@transfuse/core/node';
 import { ConditionEncoder, MlpScoreNet } from '../src/diffusion/mlp.js';
 import { pretrainMultiSource, type VectorTask } from '../src/transfer/multisource.js';
 import { seededRandom, useGpu } from '../../core/test/helpers.js';
