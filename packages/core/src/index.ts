@@ -20,7 +20,7 @@ export { setTuneStore, setTuning, tuningEnabled, forceVariant, tunePending, pend
 export { noGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep } from './scope.js';
 export type { BackwardOptions } from './backward.js';
-export { broadcastShapes, sizeOf, stridesOf, fmt as formatShape, type Shape } from './shape.js';
+export { broadcastShapes, sizeOf, stridesOf, gcd, fmt as formatShape, type Shape } from './shape.js';
 export * from './io/safetensors.js';
 export { f16BitsToF32, bf16BitsToF32, f32ToF16Bits, safeDTypeOf, floatValues } from './io/half.js';
 export * from './nn/index.js';

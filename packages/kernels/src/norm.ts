@@ -7,6 +7,14 @@
 import { kernel, type Kernel } from './registry.js';
 import { ROW_SHARED, ROW_WORKGROUP, rowCode, workgroupSum, type RowMode } from './rows.js';
 
+/** Bindings 1-5 of both backward kernels (their `inputs`, in order). */
+const BACKWARD_INPUTS = `@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> g_in: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;`;
+const BACKWARD_INPUT_NAMES = ['x_in', 'g_in', 'gamma', 'beta', 'stats'];
+
 // The incoming gradient through the optional SiLU epilogue (ĝ), and times γ (gy); z is recomputed.
 const SILU_GRAD_FN = `
 fn epilogueGrad(g: f32, xh: f32, c: u32) -> f32 {
@@ -74,17 +82,13 @@ ${r.header}
 export function groupNormBackwardInputKernel(mode: RowMode): Kernel {
   const r = rowCode(mode);
   return kernel(`group_norm_backward_input_${mode}`, () => ({
-    inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
+    inputs: BACKWARD_INPUT_NAMES,
     outputs: ['dx_out'],
     uniform: 'u',
     wgsl: `
 struct U { rows: u32, len: u32, spatial: u32, channelsPerGroup: u32, groups: u32, gridX: u32, affine: u32, silu: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> g_in: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
+${BACKWARD_INPUTS}
 @group(0) @binding(6) var<storage, read_write> dx_out: array<f32>;
 ${r.shared}
 ${SILU_GRAD_FN}
@@ -123,17 +127,13 @@ ${r.header}
 export function groupNormBackwardAffineKernel(): Kernel {
   const wg = ROW_WORKGROUP;
   return kernel('group_norm_backward_affine', () => ({
-    inputs: ['x_in', 'g_in', 'gamma', 'beta', 'stats'],
+    inputs: BACKWARD_INPUT_NAMES,
     outputs: ['dgamma', 'dbeta'],
     uniform: 'u',
     wgsl: `
 struct U { batch: u32, channels: u32, spatial: u32, channelsPerGroup: u32, groups: u32, affine: u32, silu: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> g_in: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
+${BACKWARD_INPUTS}
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 ${ROW_SHARED}

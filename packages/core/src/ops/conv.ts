@@ -26,7 +26,7 @@ import {
 } from '@transfuse/kernels';
 import { record } from '../autograd.js';
 import { runtime } from '../runtime/current.js';
-import { fmt } from '../shape.js';
+import { fmt, gcd } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { tunedVariant, type TuneTrial } from '../tune.js';
 import { randn } from './creation.js';
@@ -195,51 +195,53 @@ function rowBlocking(g: ConvGeometry, transposed: boolean): ConvBlocking {
 function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string, block?: ConvBlocking): void {
   const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
   const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
-  const common = {
-    inH,
-    inW,
-    inHW: inH * inW,
-    redC,
-    outCg,
-    outC,
-    inC,
-    hasBias: bias ? 1 : 0,
-  };
-  const outputs = [out.storageFor(op)];
-  if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
-    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
+  // Packs the weights for blocks of `b.tco` output channels and dispatches `blocks` pixel blocks
+  // of `rowBlocks` per output row; `params` are the kernel's own uniforms.
+  const launch = (kern: Kernel, b: ConvBlocking, flip: boolean, rowBlocks: number, blocks: number, params: Record<string, number>) => {
+    const packed = packWeights(w, g, transposed, flip, b.tco, op);
     const chBlocks = Math.ceil(outCg / b.tco);
-    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
-    const packed = packWeights(w, g, transposed, transposed, b.tco, op);
-    const rowBlocks = Math.ceil(outW / b.tpx);
-    const blocks = g.n * outH * rowBlocks;
     const { workgroups, stride } = convGrid(blocks, b.wg, chBlocks * g.groups);
-    runtime().dispatch(convRowKernel(b), {
+    runtime().dispatch(kern, {
       op,
       params: {
-        ...common,
+        ...params,
+        inH,
+        inW,
+        inHW: inH * inW,
+        redC,
+        outCg,
+        outC,
+        inC,
+        outH,
+        outW,
+        kh: g.kh,
+        hasBias: bias ? 1 : 0,
         chBlocks,
         stride,
         rowBlocks,
         blocks,
-        outH,
-        outW,
-        kh: g.kh,
-        sAy: transposed ? 1 : g.stride[0],
-        dAy: g.dilation[0],
-        pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
-        pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
         quads: packed.quads,
         qStride: packed.qStride,
-        pad0: 0,
-        pad1: 0,
-        pad2: 0,
       },
       inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
-      outputs,
+      outputs: [out.storageFor(op)],
       workgroups,
     });
     packed.wp.dispose();
+  };
+  if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
+    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
+    const rowBlocks = Math.ceil(outW / b.tpx);
+    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
+    launch(convRowKernel(b), b, transposed, rowBlocks, g.n * outH * rowBlocks, {
+      sAy: transposed ? 1 : g.stride[0],
+      dAy: g.dilation[0],
+      pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
+      pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    });
     return;
   }
   // The input gradient of a strided conv is a transposed conv: output pixels of one phase
@@ -249,51 +251,24 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
     : [g.stride, g.dilation, g.padding, [1, 1]];
   const qH = Math.ceil(outH / sB[0]);
   const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_BLOCK.tpx);
-  const blocks = sB[0] * sB[1] * g.n * qH * rowBlocks;
-  const chBlocks = Math.ceil(outCg / CONV_BLOCK.tco);
-  const packed = packWeights(w, g, transposed, false, CONV_BLOCK.tco, op);
-  const { workgroups, stride } = convGrid(blocks, CONV_BLOCK.wg, chBlocks * g.groups);
-  runtime().dispatch(convKernel(CONV_BLOCK), {
-    op,
-    params: {
-      ...common,
-      chBlocks,
-      stride,
-      rowBlocks,
-      blocks,
-      qH,
-      batch: g.n,
-      outH,
-      outW,
-      kh: g.kh,
-      kw: g.kw,
-      // Taps ky with (oy·sA + ky·dA − pA) divisible by sB recur every sB / gcd(dA, sB).
-      kyStep: sB[0] / gcd(dA[0], sB[0]),
-      kxStep: sB[1] / gcd(dA[1], sB[1]),
-      sAy: sA[0],
-      sAx: sA[1],
-      dAy: dA[0],
-      dAx: dA[1],
-      pAy: pA[0],
-      pAx: pA[1],
-      sBy: sB[0],
-      sBx: sB[1],
-      quads: packed.quads,
-      qStride: packed.qStride,
-      pad0: 0,
-      pad1: 0,
-    },
-    inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
-    outputs,
-    workgroups,
+  launch(convKernel(CONV_BLOCK), CONV_BLOCK, false, rowBlocks, sB[0] * sB[1] * g.n * qH * rowBlocks, {
+    qH,
+    batch: g.n,
+    kw: g.kw,
+    // Taps ky with (oy·sA + ky·dA − pA) divisible by sB recur every sB / gcd(dA, sB).
+    kyStep: sB[0] / gcd(dA[0], sB[0]),
+    kxStep: sB[1] / gcd(dA[1], sB[1]),
+    sAy: sA[0],
+    sAx: sA[1],
+    dAy: dA[0],
+    dAx: dA[1],
+    pAy: pA[0],
+    pAx: pA[1],
+    sBy: sB[0],
+    sBx: sB[1],
+    pad0: 0,
+    pad1: 0,
   });
-  packed.wp.dispose();
-}
-
-function gcd(a: number, b: number): number {
-  a = Math.abs(a);
-  while (b) [a, b] = [b, a % b];
-  return a;
 }
 
 /** Batch items per chunk, and chunks, so that at least `minItems` work items (of `perSplit` per chunk) run. */
