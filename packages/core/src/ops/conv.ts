@@ -24,7 +24,7 @@ import {
   type ConvWeightGradRowShape,
   type Kernel,
 } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { runtime } from '../runtime/current.js';
 import { fmt, gcd } from '../shape.js';
 import type { Tensor } from '../tensor.js';

@@ -1,6 +1,6 @@
 /** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
 import { groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { runtime } from '../runtime/current.js';
 import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
