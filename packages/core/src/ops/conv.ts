@@ -4,6 +4,9 @@
  */
 import {
   blockingName,
+  CONV_GENERAL_BLOCK,
+  CONV_WGRAD_GENERAL_BLOCK,
+  rowKernelsApply,
   convKernel,
   convRowBlockingFor,
   convRowBucket,
@@ -66,15 +69,6 @@ interface ConvGeometry {
   wo: number;
 }
 
-/*
- * Register blocks of the general kernels, measured on llvmpipe (Vulkan lavapipe and OpenGL
- * alike; see the kernels' comments). The row kernels, which serve stride-1 convs along x and their
- * input gradients, take theirs from the choice functions in @transfuse/kernels' conv_choice.ts.
- */
-const CONV_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
-const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
-/** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
-const ROW_MAX_KW = 7;
 /**
  * The weight gradient reduces over batch and pixels; with fewer workgroups (row kernel) or
  * invocations (general kernel) than these, the batch is split into chunks whose partial sums are
@@ -127,12 +121,9 @@ function geometry(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions
   return { n, cin, h, w: wd, cout, kh, kw, groups, cig, cog: cout / groups, stride, padding, dilation, ho, wo };
 }
 
-/**
- * Taps and output pixels 1 apart along x: the row kernels apply. For kw = 1 they reuse nothing
- * and measured no faster, so 1x1 convs share the general kernels' pipelines instead of two more.
- */
+/** The row kernels serve this conv (see `rowKernelsApply`). */
 function rowAlongX(g: ConvGeometry): boolean {
-  return g.stride[1] === 1 && g.dilation[1] === 1 && g.kw >= 2 && g.kw <= ROW_MAX_KW;
+  return rowKernelsApply(g.stride[1], g.dilation[1], g.kw);
 }
 
 /** Workgroups for `invocations` pixel blocks along x (spilling into z) and `channelItems` along y. */
@@ -250,8 +241,8 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
     ? [[1, 1], g.dilation.map((d) => -d), g.padding.map((p) => -p), g.stride]
     : [g.stride, g.dilation, g.padding, [1, 1]];
   const qH = Math.ceil(outH / sB[0]);
-  const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_BLOCK.tpx);
-  launch(convKernel(CONV_BLOCK), CONV_BLOCK, false, rowBlocks, sB[0] * sB[1] * g.n * qH * rowBlocks, {
+  const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_GENERAL_BLOCK.tpx);
+  launch(convKernel(CONV_GENERAL_BLOCK), CONV_GENERAL_BLOCK, false, rowBlocks, sB[0] * sB[1] * g.n * qH * rowBlocks, {
     qH,
     batch: g.n,
     kw: g.kw,
@@ -332,9 +323,9 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     workgroups = [Math.ceil(lanes / b.wg), coBlocks * g.groups, splits];
     params = { ...common, lanes, coBlocks, kh: g.kh, nPerSplit: split.nPerSplit, groups: g.groups, quads, pad0: 0, pad1: 0, pad2: 0 };
   } else {
-    k = convWeightGradKernel(WGRAD_BLOCK);
-    const coBlocks = Math.ceil(g.cog / WGRAD_BLOCK.tco);
-    const ciBlocks = Math.ceil(g.cig / WGRAD_BLOCK.tci);
+    k = convWeightGradKernel(CONV_WGRAD_GENERAL_BLOCK);
+    const coBlocks = Math.ceil(g.cog / CONV_WGRAD_GENERAL_BLOCK.tco);
+    const ciBlocks = Math.ceil(g.cig / CONV_WGRAD_GENERAL_BLOCK.tci);
     const perSplit = coBlocks * ciBlocks * kk * g.groups;
     const split = batchSplit(g.n, perSplit, WGRAD_MIN_INVOCATIONS);
     splits = split.splits;
