@@ -222,6 +222,23 @@ describe('GroupNorm and LayerNorm', () => {
     }
   });
 
+  test('GroupNorm → SiLU gradients of weight and bias alone, on an input that needs none', async () => {
+    const seed = freshSeed();
+    const rng = rngFor(seed);
+    const [n, c, h, w, groups] = [4, 6, 3, 5, 2];
+    const gn = new GroupNorm(groups, c);
+    const x = f32(randomArray(n * c * h * w, rng, -2, 3));
+    const gw = f32(randomArray(c, rng, 0.5, 1.5));
+    const gb = f32(randomArray(c, rng));
+    gn.loadStateDict({ weight: upload(gw, [c]), bias: upload(gb, [c]) });
+    const r = f32(randomArray(x.length, rng));
+    const xt = upload(x, [n, c, h, w]);
+    const { grads } = await forwardBackward(() => gn.forward(xt, 'silu'), r, [gn.weight!, gn.bias!]);
+    expect(xt.grad).toBeNull();
+    const ref = (ins: Float64Array[]) => groupNormRef(ins[0], n, c, h * w, groups, ins[1], ins[2], 1e-5).map((z) => z / (1 + Math.exp(-z)));
+    for (let i = 0; i < 2; i++) expectClose(grads[i], fdGrad(ref, [x, gw, gb], r, i + 1), GRAD, `grad ${i + 1} seed=${seed}`);
+  });
+
   test('LayerNorm over the last axis: forward and gradients', async () => {
     const seed = freshSeed();
     const rng = rngFor(seed);
