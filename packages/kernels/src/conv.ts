@@ -46,6 +46,10 @@ export interface ConvWeightGradBlocking {
   wg: number;
 }
 
+/** A row kernel's register block and its kernel width, which is a template constant. */
+export type ConvRowBlocking = ConvBlocking & { kw: number };
+export type ConvWeightGradRowBlocking = ConvWeightGradBlocking & { kw: number };
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const LANES = ['x', 'y', 'z', 'w'];
 
@@ -54,6 +58,21 @@ function checkBlock(what: string, values: Record<string, number>): void {
     if (!Number.isInteger(v) || v <= 0 || v % 4 !== 0) throw new Error(`${what}: ${k} must be a positive multiple of 4, got ${v}`);
   }
 }
+
+/** Bindings of the two forward conv kernels: input, packed weights (vec4s of output channels), bias, output. */
+const CONV_BINDINGS = { inputs: ['x_in', 'w_in', 'b_in'], outputs: ['y_out'], uniform: 'u' };
+const CONV_BUFFERS = `@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;`;
+
+/** Bindings of the two weight-gradient kernels: input, output gradient (read as `dyType`), weight gradient. */
+const WGRAD_BINDINGS = { inputs: ['x_in', 'dy_in'], outputs: ['dw_out'], uniform: 'u' };
+const wgradBuffers = (dyType: string) => `@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> dy_in: array<${dyType}>;
+@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;`;
 
 /** Block members 4i .. 4i + 3 as a vec4<u32>. */
 const quad = (i: number) => `vec4<u32>(${4 * i}u, ${4 * i + 1}u, ${4 * i + 2}u, ${4 * i + 3}u)`;
@@ -65,9 +84,7 @@ export function convKernel(b: ConvBlocking): Kernel {
   const PV = range(b.tpx / 4);
   const C = range(b.tco);
   return kernel(`conv2d_${b.tco}x${b.tpx}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'w_in', 'b_in'],
-    outputs: ['y_out'],
-    uniform: 'u',
+    ...CONV_BINDINGS,
     wgsl: `
 struct U {
   chBlocks: u32, stride: u32, rowBlocks: u32, blocks: u32,
@@ -79,11 +96,7 @@ struct U {
   pAy: i32, pAx: i32, sBy: i32, sBx: i32,
   quads: u32, qStride: u32, pad0: u32, pad1: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b_in: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
+${CONV_BUFFERS}
 // Output channel oc of group g at the 4 pixels ox, ox + sBx, ... of the row at ob, plus bias.
 fn store4(acc: vec4<f32>, g: u32, oc: u32, ob: u32, ox: u32) {
   if (oc >= u.outCg) { return; }
@@ -162,11 +175,6 @@ ${PV.map((v) => `        xo${v} += vec4<u32>(u.inHW);`).join('\n')}
   }));
 }
 
-/** Register block of the row conv kernel, and its kernel width (a template constant). */
-export interface ConvRowBlocking extends ConvBlocking {
-  kw: number;
-}
-
 /**
  * The conv of `convKernel` when taps and output pixels are 1 apart along x: the forward conv
  * with stride 1 and dilation 1 along x, and the input gradient of a stride-1 conv with dilation 1
@@ -183,9 +191,7 @@ export function convRowKernel(b: ConvRowBlocking): Kernel {
   const CV = range(b.tco / 4);
   const C = range(b.tco);
   return kernel(`conv2d_row_k${KW}_${b.tco}x${b.tpx}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'w_in', 'b_in'],
-    outputs: ['y_out'],
-    uniform: 'u',
+    ...CONV_BINDINGS,
     wgsl: `
 struct U {
   chBlocks: u32, stride: u32, rowBlocks: u32, blocks: u32,
@@ -195,11 +201,7 @@ struct U {
   pAy: i32, pAx: i32, quads: u32, qStride: u32,
   hasBias: u32, pad0: u32, pad1: u32, pad2: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b_in: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
+${CONV_BUFFERS}
 // Output channel oc of group g at pixel ox of the row at ob, plus bias.
 fn store1(acc: f32, g: u32, oc: u32, ob: u32, ox: u32) {
   if (oc >= u.outCg || ox >= u.outW) { return; }
@@ -268,9 +270,7 @@ export function convWeightGradKernel(b: ConvWeightGradBlocking): Kernel {
   const IV = range(b.tci / 4);
   const C = range(b.tco);
   return kernel(`conv2d_wgrad_${b.tco}x${b.tci}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'dy_in'],
-    outputs: ['dw_out'],
-    uniform: 'u',
+    ...WGRAD_BINDINGS,
     wgsl: `
 struct U {
   items: u32, stride: u32, outCg: u32, inCg: u32,
@@ -281,10 +281,7 @@ struct U {
   py: i32, px: i32, coBlocks: u32, ciBlocks: u32,
   groups: u32, wSize: u32, pad0: u32, pad1: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> dy_in: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;
+${wgradBuffers('f32')}
 // dw of output channel oc (in its group) for the input channels ic .. ic + 3 at the tap of base.
 fn store4(acc: vec4<f32>, base: u32, oc: u32, ic: u32) {
   if (oc >= u.outCg) { return; }
@@ -346,11 +343,6 @@ ${C.flatMap((c) => IV.map((i) => `        acc${c}_${i} += d${Math.floor(c / 4)}.
   }));
 }
 
-/** Register block of the row weight-gradient kernel, and its kernel width. */
-export interface ConvWeightGradRowBlocking extends ConvWeightGradBlocking {
-  kw: number;
-}
-
 /**
  * The weight gradient of convs whose taps and output pixels are 1 apart along x. dy comes
  * channels-last (see convPackChannelsKernel), so a vec4 load gives four output channels. A
@@ -366,9 +358,7 @@ export function convWeightGradRowKernel(b: ConvWeightGradRowBlocking): Kernel {
   const I = range(b.tci);
   const C = range(b.tco);
   return kernel(`conv2d_wgrad_row_k${KW}_${b.tco}x${b.tci}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'dy_in'],
-    outputs: ['dw_out'],
-    uniform: 'u',
+    ...WGRAD_BINDINGS,
     wgsl: `
 struct U {
   lanes: u32, coBlocks: u32, kh: u32, outCg: u32,
@@ -378,10 +368,7 @@ struct U {
   px: i32, nPerSplit: u32, batch: u32, wSize: u32,
   quads: u32, pad0: u32, pad1: u32, pad2: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> dy_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;
+${wgradBuffers('vec4<f32>')}
 // dw of output channel oc of group g and input channel ic at tap kx of the tap row at base.
 fn store1(acc: f32, base: u32, g: u32, oc: u32, ic: u32, kx: u32) {
   if (oc >= u.outCg || ic >= u.inCg) { return; }
