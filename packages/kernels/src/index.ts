@@ -14,3 +14,4 @@ export * from './conv_choice.js';
 export * from './matmul_choice.js';
 export * from './pool.js';
 export * from './softmax.js';
+export * from './softmax_choice.js';

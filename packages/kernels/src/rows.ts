@@ -12,6 +12,15 @@ export const ROW_WORKGROUP = 64;
  */
 export type RowMode = 'workgroup' | 'thread';
 
+/**
+ * The fixed rule: many rows (128 or more) one invocation each, few long rows a workgroup each.
+ * Dawn's OpenGL (compatibility) path computes wrong sums in the workgroup mapping, so it always
+ * takes the other.
+ */
+export function rowModeRule(rows: number, compatibility: boolean): RowMode {
+  return rows >= 128 || compatibility ? 'thread' : 'workgroup';
+}
+
 export const ROW_SHARED = `var<workgroup> red: array<f32, ${ROW_WORKGROUP}>;`;
 
 /** How a row kernel of either mode is written: `header` opens `main` and defines `row` and `lid`. */

@@ -1,10 +1,12 @@
 /** Reductions along any axes (keepdims optional), softmax family, and their backward rules. */
-import { softmaxBackwardKernel, softmaxKernel, type RowMode } from '@transfuse/kernels';
+import { softmaxBackwardKernel, softmaxBucket, softmaxCandidates, softmaxKernel, softmaxRowModeFor, type Kernel, type RowMode, type SoftmaxShape } from '@transfuse/kernels';
 import { noGrad, record } from '../autograd/tape.js';
 import { tidy } from '../scope.js';
 import { runtime } from '../runtime/current.js';
 import { fmt, normAxes, normAxis, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { tunedVariant, type TuneTrial } from '../tune.js';
+import { randn } from './creation.js';
 import { add, div, exp, log, mul, sub, eq } from './elementwise.js';
 import { reshape } from './layout.js';
 import { reduce } from './reduction.js';
@@ -52,10 +54,26 @@ export function variance(x: Tensor, axes?: number | readonly number[], keepdims 
 }
 
 /**
+ * The row mapping of a softmax kernel (`family` 'softmax' or 'softmax-backward'): `force`, else
+ * forced or measured by the tuner (see tune.ts), else the rule of `softmaxRowModeFor`. The tuner's
+ * trial runs `dispatch` on random inputs of this shape.
+ */
+function softmaxMode(family: string, shape: readonly number[], s: SoftmaxShape, inputs: number, dispatch: (ins: Tensor[], out: Tensor, mode: RowMode) => void, force?: RowMode): RowMode {
+  if (force) return force;
+  const compatibility = runtime().acquired.compatibility;
+  const trial = (): TuneTrial => {
+    const ins = Array.from({ length: inputs }, (_, i) => randn([...shape], { seed: i + 1 }));
+    const out = empty(shape, 'float32', `tune ${family}`);
+    return { run: (v) => dispatch(ins, out, softmaxRowModeFor(s, compatibility, v)), dispose: () => [...ins, out].forEach((t) => t.dispose()) };
+  };
+  return softmaxRowModeFor(s, compatibility, tunedVariant(family, softmaxBucket(s), softmaxCandidates(s, compatibility), trial));
+}
+
+/**
  * Softmax or log-softmax along `axis` in one fused kernel (and one for the backward): x is seen
  * as [outer, len, inner] with len the axis, so any axis works without a permuted copy.
  */
-function softmaxAlong(x: Tensor, axis: number, logOutput: boolean, op: string, mode?: RowMode): Tensor {
+function softmaxAlong(x: Tensor, axis: number, logOutput: boolean, op: string, force?: RowMode): Tensor {
   expectTensors(op, 'float32', x);
   const ax = normAxis(axis, x.rank, op);
   const len = x.shape[ax];
@@ -64,30 +82,29 @@ function softmaxAlong(x: Tensor, axis: number, logOutput: boolean, op: string, m
   const y = empty(x.shape, 'float32', op);
   if (x.size === 0) return y;
   const rt = runtime();
-  const launch = rowLaunch(rows, mode);
-  const params = { rows, len, inner, gridX: launch.gridX };
-  rt.dispatch(softmaxKernel(launch.mode, logOutput), {
-    op,
-    params,
-    inputs: [x.storageFor(op)],
-    outputs: [y.storageFor(op)],
-    workgroups: launch.workgroups,
-  });
+  const s: SoftmaxShape = { rows, len, inner };
+  const run = (k: (mode: RowMode, logOutput: boolean) => Kernel, what: string, ins: Tensor[], out: Tensor, mode: RowMode) => {
+    const launch = rowLaunch(rows, mode);
+    rt.dispatch(k(launch.mode, logOutput), {
+      op: what,
+      params: { rows, len, inner, gridX: launch.gridX },
+      inputs: ins.map((t) => t.storageFor(what)),
+      outputs: [out.storageFor(what)],
+      workgroups: launch.workgroups,
+    });
+  };
+  const forward = (ins: Tensor[], out: Tensor, mode: RowMode) => run(softmaxKernel, op, ins, out, mode);
+  forward([x], y, softmaxMode('softmax', x.shape, s, 1, forward, force));
   return record(op, [x], y, (g, [sy]) => {
     const back = `${op} (backward)`;
     const dx = empty(x.shape, 'float32', back);
-    rt.dispatch(softmaxBackwardKernel(launch.mode, logOutput), {
-      op: back,
-      params,
-      inputs: [sy.storageFor(back), g.storageFor(back)],
-      outputs: [dx.storageFor(back)],
-      workgroups: launch.workgroups,
-    });
+    const backward = (ins: Tensor[], out: Tensor, mode: RowMode) => run(softmaxBackwardKernel, back, ins, out, mode);
+    backward([sy, g], dx, softmaxMode('softmax-backward', x.shape, s, 2, backward, force));
     return [dx];
   }, [y]);
 }
 
-/** exp(x - max) / Σ exp(x - max) along `axis`; `mode` forces a row mapping (tests). */
+/** exp(x - max) / Σ exp(x - max) along `axis`; `mode` forces a row mapping (else see `softmaxMode`). */
 export function softmax(x: Tensor, axis = -1, mode?: RowMode): Tensor {
   return softmaxAlong(x, axis, false, 'softmax', mode);
 }

@@ -1,5 +1,5 @@
 /** Helpers every op file uses: allocation of outputs, input checks, dispatch grids. */
-import { grid, MAX_RANK, ROW_WORKGROUP, type Kernel, type Params, type RowMode } from '@transfuse/kernels';
+import { grid, MAX_RANK, ROW_WORKGROUP, rowModeRule, type Kernel, type Params, type RowMode } from '@transfuse/kernels';
 import { runtime } from '../runtime/current.js';
 import { checkShape, fmt, sizeOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';
@@ -54,14 +54,10 @@ export function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
 }
 
-/**
- * How a row kernel (group norm, softmax) covers `rows` rows. Many rows: one invocation each (no
- * barriers, which are slow on software drivers); few long rows: a workgroup each. Dawn's OpenGL
- * (compatibility) path computes wrong sums in the workgroup variant, so it always takes the other.
- */
+/** How a row kernel (group norm, softmax) covers `rows` rows: `force`, else by `rowModeRule`. */
 export function rowLaunch(rows: number, force?: RowMode): { mode: RowMode; workgroups: [number, number]; gridX: number } {
   const rt = runtime();
-  const mode: RowMode = force ?? (rows >= 128 || rt.acquired.compatibility ? 'thread' : 'workgroup');
+  const mode: RowMode = force ?? rowModeRule(rows, rt.acquired.compatibility);
   const g = grid(rows, mode === 'thread' ? ROW_WORKGROUP : 1, rt.limits.maxComputeWorkgroupsPerDimension);
   return { mode, workgroups: g.workgroups, gridX: g.workgroups[0] };
 }
