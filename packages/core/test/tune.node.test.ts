@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { fileTuneStore } from '@transfuse/core/node';
-import { blockingName, convRowCandidates, rowBlockPixels, rowFit, rowKernelsApply } from '@transfuse/kernels';
+import { blockingName, convRowCandidates, rowBlockPixels, rowFit, rowKernelsApply, softmaxBucket, softmaxCandidates, softmaxRowModeFor } from '@transfuse/kernels';
 import { useGpu } from './helpers.js';
 
 useGpu({ poison: false });
@@ -34,7 +34,51 @@ describe('the row conv rules (pure)', () => {
   });
 });
 
+describe('the softmax row mapping (pure)', () => {
+  test('untuned it is the fixed rule: one invocation per row from 128 rows, else a workgroup per row', () => {
+    expect([1, 127, 128, 4096].map((rows) => softmaxRowModeFor({ rows, len: 1000, inner: 1 }, false))).toEqual(['workgroup', 'workgroup', 'thread', 'thread']);
+    expect(softmaxRowModeFor({ rows: 4, len: 1000, inner: 1 }, true)).toBe('thread');
+  });
+  test('a measured or forced mapping wins when it is a candidate; compatibility adapters have only thread', () => {
+    expect(softmaxCandidates({ rows: 4096, len: 1000, inner: 1 }, false)).toEqual(['thread', 'workgroup']);
+    expect(softmaxRowModeFor({ rows: 4096, len: 1000, inner: 1 }, false, 'workgroup')).toBe('workgroup');
+    expect(softmaxCandidates({ rows: 4, len: 1000, inner: 1 }, true)).toEqual(['thread']);
+    expect(softmaxRowModeFor({ rows: 4, len: 1000, inner: 1 }, true, 'workgroup')).toBe('thread');
+  });
+  test('buckets round rows and length up to powers of 2 and keep strided rows apart', () => {
+    expect(softmaxBucket({ rows: 4096, len: 1000, inner: 1 })).toBe('r4096_l1024_c');
+    expect(softmaxBucket({ rows: 33, len: 1000, inner: 3 })).toBe('r64_l1024_s');
+  });
+});
+
 describe('tunePending', () => {
+  test('measures the softmax forward and backward mappings apart and stores each', async () => {
+    const kept = new Map<string, string>();
+    T.setTuneStore({ get: (k) => kept.get(k), set: (k, v) => void kept.set(k, v) });
+    T.setTuning(true);
+    const x = T.randn([200, 37]).requireGrad();
+    T.sum(T.mul(T.softmax(x), T.randn([200, 37]))).backward();
+    const results = (await T.tunePending(1)).filter((r) => r.key.includes('|softmax'));
+    expect(results.map((r) => r.key.split('|').slice(1).join('|')).sort()).toEqual(['softmax-backward|r256_l64_c', 'softmax|r256_l64_c']);
+    for (const r of results) {
+      expect(Object.keys(r.ms).sort()).toEqual(T.runtime().acquired.compatibility ? ['thread'] : ['thread', 'workgroup']);
+      expect(r.ms[r.variant]).toBe(Math.min(...Object.values(r.ms)));
+      expect(kept.get(r.key)).toBe(r.variant);
+    }
+    x.dispose();
+  });
+
+  test('a forced softmax mapping that is no candidate is an error naming the candidates', () => {
+    const x = T.randn([3, 5]);
+    T.forceVariant('softmax', 'warp');
+    try {
+      expect(() => T.softmax(x)).toThrow(/forced softmax variant 'warp' is not one of this shape's candidates: (workgroup, thread|thread)/);
+    } finally {
+      T.forceVariant('softmax', null);
+      x.dispose();
+    }
+  });
+
   test('measures each queued conv bucket once, stores the fastest candidate, and later convs use it', async () => {
     const kept = new Map<string, string>();
     T.setTuneStore({ get: (k) => kept.get(k), set: (k, v) => void kept.set(k, v) });
