@@ -37,7 +37,7 @@ function findLavapipeIcd(): { icd: string } | { missing: string; error: boolean 
  * drivers reaches only CPU ones, and Dawn writes a warning to stderr for each it rejects (from
  * native code, so it cannot be filtered). Other systems: assumed yes.
  */
-export function mayHaveGpu(): boolean {
+function mayHaveGpu(): boolean {
   if (process.platform !== 'linux') return true;
   const entries = (dir: string) => {
     try {

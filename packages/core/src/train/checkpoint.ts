@@ -121,11 +121,12 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   }
   if (c.best) {
     const sd = c.best.stateDict();
-    const params = sd.copies ? c.best.tracked.map((p, i) => {
+    const nameOf = (p: Tensor, i: number): string => {
       const name = names.get(p);
       if (name === undefined) throw new Error(`${op}: early stopping's parameter ${i} ${fmt(p.shape)} is not a parameter of the model`);
       return name;
-    }) : null;
+    };
+    const params = sd.copies ? c.best.tracked.map(nameOf) : null;
     for (const [i, t] of (sd.copies ?? []).entries()) state.set(`best.${params![i]}`, await f32Array(t));
     const meta: BestMeta = { best: sd.copies ? sd.best : null, bestStep: sd.bestStep, sinceBest: sd.sinceBest, params };
     metadata[BEST_KEY] = JSON.stringify(meta);
