@@ -26,19 +26,23 @@ interface Outcome {
   weights: Record<string, string>;
 }
 
-/** Runs the child; with `killAfterMs`, SIGKILLs it that long after training started. */
-function run(dir: string, mode: 'fresh' | 'resume', out: string, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+/** Runs the child; with `killAfterMs`, SIGKILLs it that long after training started. `ms`: training time until it ended. */
+function run(dir: string, mode: 'fresh' | 'resume', out: string, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   const child = spawn(process.execPath, [CHILD, dir, mode, out], { cwd: ROOT });
   let stderr = '';
   let timer: NodeJS.Timeout | undefined;
+  let started = 0;
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
-    if (killAfterMs !== undefined && !timer && stderr.includes('training\n')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    if (!started && stderr.includes('training\n')) {
+      started = performance.now();
+      if (killAfterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    }
   });
   return new Promise((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stderr });
+      resolve({ code, signal, stderr, ms: performance.now() - started });
     }),
   );
 }
@@ -58,7 +62,9 @@ describe('early stopping with checkpoints under SIGKILL', () => {
     let killed = 0;
     let newest = 0;
     for (let k = 0; k < 8; k++) {
-      const result = await run(dir, k === 0 ? 'fresh' : 'resume', out, random() * 1200);
+      // A random moment of what is left of the run (scaled by the reference run's time, so that a fast machine kills too).
+      const left = r.ms * (1 - newest / reference.steps);
+      const result = await run(dir, k === 0 ? 'fresh' : 'resume', out, random() * 0.8 * left);
       if (result.signal === 'SIGKILL') killed++;
       else expect(result.code, result.stderr).toBe(0);
       // Every checkpoint left behind loads, holds the early-stopping section, and saves never go backwards.
