@@ -105,6 +105,7 @@ export interface TrainResult {
  * only through the weights.
  */
 export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set: ImageSet, o: { seed?: number; repeats?: number; prediction?: Prediction; batchSize?: number } = {}): Promise<number> {
+  checkOptionKeys('validationLoss', o, ['seed', 'repeats', 'prediction', 'batchSize']);
   const repeats = o.repeats ?? 4;
   const total = set.n * repeats;
   const d = set.channels * set.height * set.width;
@@ -140,17 +141,20 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   // diffusers' warmup min(decay, (1 + n) / (10 + n)): a constant decay would keep a large share
   // of the random initial weights in the average for thousands of steps.
   const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
-  // The best-so-far weights of early stopping are not in a checkpoint, so a resumed run could not keep them.
-  if (o.checkpoint && o.validation) throw new Error('trainDiffusion: checkpoint and validation (early stopping) cannot be combined; checkpoint long fixed-length runs, validate short ones');
   const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
   const patience = o.patience ?? Infinity;
   if (o.validation && !(validateEvery >= 1 && patience >= 1)) throw new Error(`trainDiffusion: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
-  const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined }) : null;
   const best = o.validation ? new BestWeights(trainable) : null;
+  // A checkpoint holds the early-stopping state too (best weights, scores), so a resumed run keeps the same step.
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined, best: best ?? undefined }) : null;
   const history: [number, number][] = [];
-  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n };
+  const settings = {
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+  };
   try {
     const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });
+    if (resumed && best) history.push(...(resumed.loop.history as [number, number][]));
     const first = resumed?.step ?? 0;
     const next = batches(data, o.batchSize, deriveSeed(seed, 1), first);
     // The timestep stream continues from its saved state; noise seeds follow from the step.
@@ -191,7 +195,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
         best!.offer(v, done);
         if (best!.sinceBest >= patience) break;
       }
-      if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, seconds: seconds() } })))) {
+      if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, history, seconds: seconds() } })))) {
         interrupted = done < o.steps;
         break;
       }
@@ -218,23 +222,25 @@ export interface SampleOptions extends SamplerOptions {
  * [n, C, H, W] in [-1, 1]. Each batch gets its own derived seed.
  */
 export async function sampleImages(model: UNet2D, schedule: NoiseSchedule, count: { n: number; labels?: Int32Array }, o: SampleOptions = {}): Promise<Float32Array> {
+  checkOptionKeys('sampleImages', o, ['sampler', 'steps', 'eta', 'clipSample', 'prediction', 'seed', 'batchSize', 'label']);
+  const { batchSize: perBatch, label, ...sampling } = o;
   const c = model.config;
   const size = c.sampleSize;
   const d = c.outChannels * size * size;
   const out = new Float32Array(count.n * d);
-  const batchSize = o.batchSize ?? 256;
+  const batchSize = perBatch ?? 256;
   const seed = o.seed ?? 0;
   const batchesTotal = Math.ceil(count.n / batchSize);
   let bar: ProgressBar | undefined;
   for (let start = 0, k = 0; start < count.n; start += batchSize, k++) {
     const b = Math.min(batchSize, count.n - start);
     const labels = count.labels ? tensor(count.labels.slice(start, start + b)) : undefined;
-    const steps = reverseProcess(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...o, seed: deriveSeed(seed, k) });
+    const steps = reverseProcess(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...sampling, seed: deriveSeed(seed, k) });
     let r = steps.next();
     for (; !r.done; r = steps.next()) {
       const [i, total] = r.value;
-      if (o.label) {
-        bar ??= new ProgressBar(total * batchesTotal, { label: o.label });
+      if (label) {
+        bar ??= new ProgressBar(total * batchesTotal, { label });
         bar.update(k * total + i);
       }
       // Lets the GPU catch up, so the bar shows work done rather than work recorded.

@@ -86,7 +86,7 @@ export interface FlowTrainOptions {
   validateEvery?: number;
   /** Stop after this many validation measurements without improvement (default: run all steps). */
   patience?: number;
-  /** Numbered checkpoints during training, resume, and save-and-stop on SIGINT/SIGTERM (not with `validation`). */
+  /** Numbered checkpoints during training (with the early-stopping state), resume, and save-and-stop on SIGINT/SIGTERM. */
   checkpoint?: CheckpointingOptions;
 }
 
@@ -134,16 +134,20 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const patience = o.patience ?? Infinity;
   if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
   if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
-  if (o.validation && o.checkpoint) throw new Error('trainFlow: checkpoint and validation (early stopping) cannot be combined yet: the best weights are not part of a checkpoint');
-  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt }) : null;
-  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n };
   const best = o.validation ? new BestWeights(trainable) : null;
+  // A checkpoint holds the early-stopping state too (best weights, scores), so a resumed run keeps the same step.
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, best: best ?? undefined }) : null;
+  const settings = {
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+  };
   const history: [number, number][] = [];
   let validation: FlowValidation | undefined;
   try {
     // Batches and dequantization noise follow from the step, so a resumed run sees the same data.
     const resumed = ckpt?.resume({ trainer: 'trainFlow', settings });
     if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
+    if (resumed && best) history.push(...(resumed.loop.history as [number, number][]));
     const first = resumed?.step ?? 0;
     const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1), first);
     const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
@@ -174,7 +178,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
         best!.offer(v, stepsRun);
         if (best!.sinceBest >= patience) break;
       }
-      if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, seconds: seconds() } })))) {
+      if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, history, seconds: seconds() } })))) {
         interrupted = stepsRun < o.steps;
         break;
       }
@@ -194,6 +198,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
 
 /** Per-row log p(x | cond) in nats, on the CPU (image data: of the dequantized (0, 1) values). */
 export async function flowLogProb(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number } = {}): Promise<Float64Array> {
+  checkOptionKeys('flowLogProb', o, ['batchSize', 'seed']);
   checkData(flow, data, 'flowLogProb');
   const bs = o.batchSize ?? 512;
   const out = new Float64Array(data.n);
@@ -217,6 +222,7 @@ export interface FlowEval {
 
 /** Mean NLL of a data set in nats/dim and bits/dim (one readback per batch). */
 export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number; /** progress bar label (default none) */ label?: string } = {}): Promise<FlowEval> {
+  checkOptionKeys('evalBitsPerDim', o, ['batchSize', 'seed', 'label']);
   checkData(flow, data, 'evalBitsPerDim');
   const bs = o.batchSize ?? 512;
   let total = noGrad(() => tensor(new Float32Array(1), [1]));
@@ -248,6 +254,7 @@ export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?
  * in [-1, 1], clamped (default: only flows with a logit transform, whose outputs are in (0, 1)).
  */
 export async function sampleFlow(flow: Flow, n: number, o: { seed?: number; labels?: Int32Array; task?: Float32Array; batchSize?: number; images?: boolean } = {}): Promise<Float32Array> {
+  checkOptionKeys('sampleFlow', o, ['seed', 'labels', 'task', 'batchSize', 'images']);
   if (!!flow.config.condition !== !!o.labels) throw new Error(`sampleFlow: ${flow.config.condition ? 'a conditional flow needs labels' : 'an unconditional flow takes no labels'}`);
   if (o.labels && o.labels.length !== n) throw new Error(`sampleFlow: ${o.labels.length} labels for ${n} samples`);
   const d = flow.dim;
