@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng/index.js';
-import { FAMILIES, MNIST_USPS_PRESETS, runMnistUsps, type Family } from './mnist-usps.js';
+import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, type Family, type MnistUspsOptions } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 
 export interface ExperimentRun {
@@ -40,7 +40,8 @@ function pick<T>(table: Record<string, T>, name: string): T {
   return p;
 }
 
-async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
+/** The mnist-usps settings of a run: the preset with the `--ns` and `--families` overrides, checked. */
+export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistUspsOptions {
   if (r.ns?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--ns must list positive whole numbers, got ${r.ns.join(',')}`);
   const unknown = r.families?.filter((f) => !FAMILIES.includes(f));
   if (unknown?.length) throw new Error(`--families takes ${FAMILIES.join(' and/or ')}, got '${unknown.join(',')}'`);
@@ -51,7 +52,11 @@ async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string
   for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
   const changes = [r.ns && `n_s ${r.ns.join(', ')}`, r.families && r.families.join(' and ')].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
-  await runMnistUsps({ preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log });
+  return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log };
+}
+
+async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
+  await runMnistUsps(mnistUspsOptions(r, conditional));
   return readFileSync(join(r.out, 'results.md'), 'utf8');
 }
 
@@ -63,7 +68,8 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   return e.run(r);
 }
 
-export { runTransferExperiment, PROTOCOL_VERSION } from './transfer-experiment.js';
+export { runAllCells, runTransferExperiment, TransferExperiment, PROTOCOL_VERSION } from './transfer-experiment.js';
+export { planTransferCells, type PlannedCell, type TransferPlan } from './transfer-plan.js';
 export type { FamilyProtocol, TransferExperimentOptions, TransferProtocol, TransferResults } from './transfer-experiment.js';
 export { ARMS, summarize, winsBeyondSpread } from './transfer-summary.js';
 export type { Arm, ArmSummary, CellResult, SummaryRow, TrendRow } from './transfer-summary.js';
@@ -77,6 +83,7 @@ export {
   SEC_SIMULATION_PRESETS,
   runChengRestoration,
   runChengSynthetic,
+  mnistUspsExperiment,
   runMnistUsps,
   runSecSimulation,
 };

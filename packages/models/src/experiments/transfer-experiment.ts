@@ -417,12 +417,15 @@ export class TransferExperiment {
 }
 
 /** The whole experiment in this process: every cell of the plan in order, then the report. */
-export async function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
-  const experiment = new TransferExperiment(o);
+export async function runAllCells(experiment: TransferExperiment): Promise<TransferResults> {
   try {
     for (const c of experiment.plan.cells) await experiment.runCell(c.id);
   } finally {
     await experiment.dispose();
   }
   return experiment.report();
+}
+
+export function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
+  return runAllCells(new TransferExperiment(o));
 }
