@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { mnistUspsExperiment } from '../experiments/mnist-usps.js';
-import { checkFolderName, gridOptions, type GridSettings, type QueueExperiment } from './cell-job.js';
+import type { Family } from '../experiments/families.js';
+import { checkFolderName, gridOf, gridOptions, type QueueExperiment } from './cell-job.js';
 import { formatStatus, gridStatus, openQueue, releaseReady, requeueGrid } from './grid-queue.js';
 import type { RedisConnection } from './redis-url.js';
 
@@ -16,7 +17,9 @@ export interface GridCommand {
   experiment: QueueExperiment;
   preset: string;
   ns?: number[];
-  families?: string[];
+  families?: Family[];
+  seeds?: number[];
+  nt?: (number | 'all')[];
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;
@@ -25,7 +28,7 @@ export interface GridCommand {
 }
 
 export async function gridCommand(c: GridCommand): Promise<void> {
-  const grid: GridSettings = { experiment: c.experiment, preset: c.preset, ns: c.ns, families: c.families as GridSettings['families'], folder: checkFolderName(basename(c.out)) };
+  const grid = gridOf({ ...c, folder: checkFolderName(basename(c.out)) });
   // Enqueueing claims the folder (config.json); --status and --requeue read a folder enqueued before.
   if (c.action !== 'enqueue' && !existsSync(join(c.out, 'config.json'))) throw new Error(`${c.out} has no config.json: no grid was enqueued there (pass its --out)`);
   const experiment = mnistUspsExperiment(gridOptions(grid, c.dataDir, dirname(c.out), c.log));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { mnistUspsExperiment } from '../experiments/mnist-usps.js';
 import type { TransferExperiment } from '../experiments/transfer-experiment.js';
-import { checkCellJob, gridKey, gridOptions, QUEUE_NAME, type CellJob, type GridSettings } from './cell-job.js';
+import { checkCellJob, gridKey, gridOf, gridOptions, QUEUE_NAME, type CellJob, type GridSettings } from './cell-job.js';
 import { openQueue, releaseReady } from './grid-queue.js';
 import type { RedisConnection } from './redis-url.js';
 
@@ -40,7 +40,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   let gpuReady: Promise<void> | null = null;
 
   const experimentOf = async (job: CellJob): Promise<TransferExperiment> => {
-    const grid: GridSettings = { experiment: job.experiment, preset: job.preset, ns: job.ns, families: job.families, folder: job.folder };
+    const grid = gridOf(job);
     if (open?.key === gridKey(grid)) return open.experiment;
     await open?.experiment.dispose();
     open = null;
