@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import {
   AdamW,
+  BestWeights,
   Conv2d,
   EMA,
   Flatten,
@@ -157,5 +158,48 @@ describe('checkpoints', () => {
     await expect(saveCheckpoint(dir, { model, optimizer: new SGD([T.zeros([1]).requireGrad()], { lr: 1 }), step: 1 })).rejects.toThrow(
       /optimizer parameter 0 \[1\] is not a parameter of the model/,
     );
+  });
+
+  test('early stopping: the best weights, score, step and checks since travel in the training state and restore bit for bit', async () => {
+    const model = makeModel(6);
+    const opt = new AdamW(model.parameters(), { lr: 0.02 });
+    const ema = new EMA(model, { decay: 0.9 });
+    const best = new BestWeights(model.parameters());
+    const dirEmpty = join(root, 'best-empty');
+    // Before the first check there are no copies, and the score is Infinity (JSON has none): it round-trips too.
+    await saveCheckpoint(dirEmpty, { model, best, step: 0 });
+    const m7 = makeModel(7);
+    const fresh7 = new BestWeights(m7.parameters());
+    loadCheckpoint(dirEmpty, { model: m7, best: fresh7 });
+    expect([fresh7.best, fresh7.bestStep, fresh7.sinceBest, fresh7.stateDict().copies]).toEqual([Infinity, -1, 0, null]);
+
+    trainStep(model, opt, ema, 0);
+    best.offer(0.5, 1);
+    const kept = await snapshot(model.parameters());
+    trainStep(model, opt, ema, 1);
+    best.offer(0.75, 2);
+    const dir = join(root, 'best');
+    await saveCheckpoint(dir, { model, optimizer: opt, ema, best, step: 2 });
+    const state = loadSafetensors(join(dir, STATE_FILE));
+    expect(state.tensors.has('best.5.bias')).toBe(true);
+    expect(JSON.parse(state.metadata['transfuse.best'])).toMatchObject({ best: 0.5, bestStep: 1, sinceBest: 1 });
+
+    const resumed = makeModel(8);
+    const resumedBest = new BestWeights(resumed.parameters());
+    loadCheckpoint(dir, { model: resumed, best: resumedBest });
+    expect([resumedBest.best, resumedBest.bestStep, resumedBest.sinceBest]).toEqual([0.5, 1, 1]);
+    expect(resumedBest.offer(0.6, 3)).toBe(false);
+    expect(resumedBest.sinceBest).toBe(2);
+    resumedBest.restore();
+    expect(await snapshot(resumed.parameters())).toEqual(kept);
+    // A checkpoint saved without early stopping cannot resume one that uses it.
+    expect(() => loadCheckpoint(join(root, 'exact'), { model: makeModel(9), best: new BestWeights([]) })).toThrow(/holds no early-stopping state/);
+    // Best weights of other parameters are refused before anything changes.
+    const other = makeModel(10);
+    const otherBest = new BestWeights(other.parameters().slice(1));
+    const before = await snapshot(other.parameters());
+    expect(() => loadCheckpoint(dir, { model: other, best: otherBest })).toThrow(/early stopping tracks \[0\.bias, .*\] but the checkpoint's best weights are of \[0\.weight, 0\.bias/);
+    expect(await snapshot(other.parameters())).toEqual(before);
+    for (const b of [best, resumedBest, fresh7, otherBest]) b.dispose();
   });
 });

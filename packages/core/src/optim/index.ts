@@ -4,4 +4,4 @@ export { Adam, AdamW, type AdamOptions } from './adam.js';
 export { clipGradNorm } from './clip.js';
 export { constantSchedule, linearWarmup, cosineWithWarmup, type LrSchedule } from './schedule.js';
 export { EMA, emaWarmupDecay, type EmaDecay } from './ema.js';
-export { BestWeights } from './best.js';
+export { BestWeights, type BestWeightsState } from './best.js';

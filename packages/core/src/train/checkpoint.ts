@@ -8,7 +8,9 @@
  *                               momentum_buffer) and ema.<param name> tensors; metadata holds the
  *                               same id and step, and JSON for the optimizer (kind, groups with
  *                               options and parameter names, per-parameter step counts), the EMA
- *                               (update count) and the caller's `extra`.
+ *                               (update count) and the caller's `extra`; with early stopping,
+ *                               best.<param name> tensors (the best weights so far) and JSON for
+ *                               their score, step and the measurements since.
  *
  * Each file is written atomically (temp file, fsync, rename). The training state is written first
  * and the model last, both tagged with a fresh random id: a crash between the two leaves files
@@ -29,6 +31,7 @@ import type { CheckpointingOptions, TrainerState, TrainingCheckpointer } from '.
 import type { Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
 import type { EMA } from '../optim/ema.js';
+import type { BestWeights, BestWeightsState } from '../optim/best.js';
 import type { BaseOptions, Optimizer, OptimizerStateDict, OptionValue } from '../optim/optimizer.js';
 
 export const MODEL_FILE = 'model.safetensors';
@@ -38,6 +41,16 @@ const STEP_KEY = 'transfuse.step';
 const OPTIMIZER_KEY = 'transfuse.optimizer';
 const EMA_KEY = 'transfuse.ema';
 const EXTRA_KEY = 'transfuse.extra';
+const BEST_KEY = 'transfuse.best';
+
+/** The early-stopping section of the metadata (the best copies are tensors best.<param name>). */
+interface BestMeta {
+  /** null: nothing measured yet (JSON has no Infinity). */
+  best: number | null;
+  bestStep: number;
+  sinceBest: number;
+  params: string[] | null;
+}
 
 /** What an optimizer section of the metadata holds (parameters by name instead of index). */
 interface OptimizerMeta {
@@ -52,6 +65,8 @@ export interface CheckpointContents {
   model: Module;
   optimizer?: AnyOptimizer;
   ema?: EMA;
+  /** Early stopping's best weights so far (their parameters must be the model's). */
+  best?: BestWeights;
   /** Optimizer steps taken so far. */
   step: number;
   /** Anything JSON can hold (data order seed, epoch, config). */
@@ -102,6 +117,17 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     for (const [name, t] of sd.shadow) state.set(`ema.${name}`, await f32Array(t));
     metadata[EMA_KEY] = JSON.stringify({ updates: sd.updates, names: [...sd.shadow.keys()] });
   }
+  if (c.best) {
+    const sd = c.best.stateDict();
+    const params = sd.copies ? c.best.tracked.map((p, i) => {
+      const name = names.get(p);
+      if (name === undefined) throw new Error(`${op}: early stopping's parameter ${i} ${fmt(p.shape)} is not a parameter of the model`);
+      return name;
+    }) : null;
+    for (const [i, t] of (sd.copies ?? []).entries()) state.set(`best.${params![i]}`, await f32Array(t));
+    const meta: BestMeta = { best: sd.copies ? sd.best : null, bestStep: sd.bestStep, sinceBest: sd.sinceBest, params };
+    metadata[BEST_KEY] = JSON.stringify(meta);
+  }
   if (c.extra !== undefined) metadata[EXTRA_KEY] = JSON.stringify(c.extra);
 
   mkdirSync(dir, { recursive: true });
@@ -136,6 +162,8 @@ export interface LoadCheckpointOptions {
   /** Restored from the checkpoint's optimizer section (which must exist). */
   optimizer?: AnyOptimizer;
   ema?: EMA;
+  /** Restored from the checkpoint's early-stopping section (which must exist). */
+  best?: BestWeights;
   /** Passed to model.loadStateDict (default true). */
   strict?: boolean;
 }
@@ -205,9 +233,22 @@ export function loadCheckpoint(dir: string, target: LoadCheckpointOptions): { st
     emaState = { updates: meta.updates, shadow: new Map(meta.names.map((n) => [n, tensorAt(`ema.${n}`)])) };
   }
 
+  let bestState: BestWeightsState<NamedArray> | null = null;
+  if (target.best) {
+    if (!(BEST_KEY in metadata)) throw new Error(`${op}: ${dir} holds no early-stopping state (best weights)`);
+    const meta = json<BestMeta>(BEST_KEY, 'early-stopping');
+    const names = paramNames(target.model);
+    const current = target.best.tracked.map((p) => names.get(p));
+    if (meta.params && current.join('\n') !== meta.params.join('\n')) {
+      throw new Error(`${op}: early stopping tracks [${current.join(', ')}] but the checkpoint's best weights are of [${meta.params.join(', ')}]`);
+    }
+    bestState = { best: meta.best ?? Infinity, bestStep: meta.bestStep, sinceBest: meta.sinceBest, copies: meta.params?.map((n) => tensorAt(`best.${n}`)) ?? null };
+  }
+
   target.model.loadStateDict(model.tensors, { strict: target.strict ?? true });
   if (optimizerState) target.optimizer!.loadStateDict(optimizerState);
   if (emaState) target.ema!.loadStateDict(emaState);
+  if (bestState) target.best!.loadStateDict(bestState);
   return { step: status.step, extra: EXTRA_KEY in metadata ? json<unknown>(EXTRA_KEY, 'extra') : undefined };
 }
 
@@ -272,7 +313,7 @@ export async function saveNumberedCheckpoint(runDir: string, c: CheckpointConten
   return target;
 }
 
-const CHECKPOINTING_KEYS = ['dir', 'every', 'keep', 'resume', 'signals', 'onSave'];
+const CHECKPOINTING_KEYS = ['dir', 'every', 'keep', 'resume', 'signals', 'abort', 'onSave'];
 
 /**
  * The trainers' checkpointing: `resume()` restores the newest complete checkpoint, `afterStep`
@@ -333,18 +374,19 @@ export class TrainingCheckpoints implements TrainingCheckpointer {
     return { step, loop: saved.loop ?? {} };
   }
 
-  /** A signal asked to stop. */
+  /** A signal (or the abort option) asked to stop. */
   get stopRequested(): boolean {
-    return this.stop;
+    return this.stop || !!this.o.abort?.aborted;
   }
 
   /** Call after step `step` (1-based) of `total`; saves when due. Returns true when training must stop now. */
   async afterStep(step: number, total: number, state: () => TrainerState): Promise<boolean> {
-    if (step % this.every === 0 || step === total || this.stop) {
+    const stop = this.stopRequested;
+    if (step % this.every === 0 || step === total || stop) {
       const dir = await saveNumberedCheckpoint(this.o.dir, { ...this.contents, step, extra: state() }, this.keep);
       this.o.onSave?.(dir, step);
     }
-    return this.stop;
+    return stop;
   }
 
   /** Removes the signal handlers. */

@@ -16,6 +16,8 @@ export interface CheckpointingOptions {
   resume?: boolean;
   /** On SIGINT/SIGTERM save after the current step and stop; a second signal exits at once (default true). */
   signals?: boolean;
+  /** When it aborts, save after the current step and stop, as on SIGINT (a caller's own stop, e.g. a queue worker's). */
+  abort?: AbortSignal;
   /** Told where each checkpoint went (e.g. a log line). */
   onSave?: (dir: string, step: number) => void;
 }

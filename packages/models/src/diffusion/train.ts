@@ -140,17 +140,20 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   // diffusers' warmup min(decay, (1 + n) / (10 + n)): a constant decay would keep a large share
   // of the random initial weights in the average for thousands of steps.
   const ema = o.emaDecay ? new EMA(model as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
-  // The best-so-far weights of early stopping are not in a checkpoint, so a resumed run could not keep them.
-  if (o.checkpoint && o.validation) throw new Error('trainDiffusion: checkpoint and validation (early stopping) cannot be combined; checkpoint long fixed-length runs, validate short ones');
   const validateEvery = o.validateEvery ?? o.logEvery ?? 50;
   const patience = o.patience ?? Infinity;
   if (o.validation && !(validateEvery >= 1 && patience >= 1)) throw new Error(`trainDiffusion: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
-  const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined }) : null;
   const best = o.validation ? new BestWeights(trainable) : null;
+  // A checkpoint holds the early-stopping state too (best weights, scores), so a resumed run keeps the same step.
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainDiffusion', o.checkpoint, { model: model as Module, optimizer: opt, ema: ema ?? undefined, best: best ?? undefined }) : null;
   const history: [number, number][] = [];
-  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n };
+  const settings = {
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+  };
   try {
     const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });
+    if (resumed && best) history.push(...(resumed.loop.history as [number, number][]));
     const first = resumed?.step ?? 0;
     const next = batches(data, o.batchSize, deriveSeed(seed, 1), first);
     // The timestep stream continues from its saved state; noise seeds follow from the step.
@@ -191,7 +194,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
         best!.offer(v, done);
         if (best!.sinceBest >= patience) break;
       }
-      if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, seconds: seconds() } })))) {
+      if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, history, seconds: seconds() } })))) {
         interrupted = done < o.steps;
         break;
       }

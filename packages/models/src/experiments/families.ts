@@ -4,6 +4,7 @@
  * baseline and the transfer copies, and trains any of them under a budget that stops on a
  * held-out validation loss.
  */
+import type { CheckpointingOptions } from '@transfuse/core';
 import { loadCheckpoint, saveCheckpoint } from '@transfuse/core/node';
 import { NoiseSchedule } from '../diffusion/schedule.js';
 import type { ImageSet } from '../data/image-set.js';
@@ -40,9 +41,35 @@ export interface TrainRecord {
   seconds: number;
 }
 
+export interface CellTrainOptions {
+  seed: number;
+  label: string;
+  /** false: run to the cap (and still keep the best weights). */
+  stopEarly: boolean;
+  /**
+   * A folder of this run's checkpoints (one per validation check, early-stopping state included):
+   * a run that finds one there resumes from it and ends as if never stopped. SIGINT/SIGTERM (or
+   * `abort`) save one and throw TrainingInterrupted. The caller removes the folder when done.
+   */
+  checkpointDir?: string;
+  /** Stops the run as SIGINT does (needs checkpointDir). */
+  abort?: AbortSignal;
+}
+
+/** A run with a checkpoint folder was stopped by a signal or its abort option; rerunning it resumes. */
+export class TrainingInterrupted extends Error {
+  constructor(
+    readonly dir: string,
+    readonly step: number,
+  ) {
+    super(`training stopped at step ${step}; its checkpoint is in ${dir}, and running it again resumes from there`);
+    this.name = 'TrainingInterrupted';
+  }
+}
+
 export interface Generative {
-  /** Trains on `data`, validating on `validation`; `stopEarly: false` runs to the cap and keeps the best weights. */
-  train(data: ImageSet, validation: ImageSet, budget: TrainingBudget, o: { seed: number; label: string; stopEarly: boolean }): Promise<TrainRecord>;
+  /** Trains on `data`, validating on `validation`, keeping the weights of the best check. */
+  train(data: ImageSet, validation: ImageSet, budget: TrainingBudget, o: CellTrainOptions): Promise<TrainRecord>;
   /** Likelihood models: mean bits/dim of these images. */
   bitsPerDim?(data: ImageSet): Promise<number>;
   /** n images in [-1, 1] (labels for a conditional model). */
@@ -68,7 +95,17 @@ export interface FamilyShape {
   numClasses: number;
 }
 
-const record = (steps: number, bestStep: number, batchSize: number, curve: [number, number][], seconds: number): TrainRecord => ({ steps, bestStep, images: steps * batchSize, curve, seconds });
+/** A trainer's result as a TrainRecord, or TrainingInterrupted when a signal stopped it. */
+function record(r: { steps: number; interrupted: boolean; seconds: number; validation?: { bestStep: number; history: [number, number][] } }, b: TrainingBudget, o: CellTrainOptions): TrainRecord {
+  if (r.interrupted) throw new TrainingInterrupted(o.checkpointDir!, r.steps);
+  return { steps: r.steps, bestStep: r.validation!.bestStep, images: r.steps * b.batchSize, curve: r.validation!.history, seconds: r.seconds };
+}
+
+/** Checkpoints at every validation check, resumed when the folder holds one of this run (its settings are checked). */
+function cellCheckpoint(b: TrainingBudget, o: CellTrainOptions): CheckpointingOptions | undefined {
+  if (o.abort && !o.checkpointDir) throw new Error('train: abort needs checkpointDir (the run is saved there before it stops)');
+  return o.checkpointDir ? { dir: o.checkpointDir, every: b.validateEvery, keep: 2, resume: true, ...(o.abort ? { abort: o.abort } : {}) } : undefined;
+}
 
 /** U-Net diffusion; conditional transfer freezes the class embedding. */
 export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRESETS, samplerSteps: number): FamilyRunner {
@@ -89,8 +126,9 @@ export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRES
         validation,
         validateEvery: b.validateEvery,
         patience: o.stopEarly ? b.patience : Infinity,
+        checkpoint: cellCheckpoint(b, o),
       });
-      return record(r.steps, r.validation!.bestStep, b.batchSize, r.validation!.history, r.seconds);
+      return record(r, b, o);
     },
     sample(n, labels, seed) {
       model.eval();
@@ -141,8 +179,9 @@ export function flowFamily(shape: FamilyShape): FamilyRunner {
         validation: asFlowData(validation),
         validateEvery: b.validateEvery,
         patience: o.stopEarly ? b.patience : Infinity,
+        checkpoint: cellCheckpoint(b, o),
       });
-      return record(r.steps, r.validation!.bestStep, b.batchSize, r.validation!.history, r.seconds);
+      return record(r, b, o);
     },
     sample(n, labels, seed) {
       flow.eval();

@@ -77,8 +77,8 @@ export { planTransferCells, type PlannedCell, type TransferPlan } from './transf
 export type { FamilyProtocol, TransferExperimentOptions, TransferProtocol, TransferResults } from './transfer-experiment.js';
 export { ARMS, summarize, winsBeyondSpread } from './transfer-summary.js';
 export type { Arm, ArmSummary, CellResult, SummaryRow, TrendRow } from './transfer-summary.js';
-export { FAMILIES, diffusionFamily, flowFamily } from './families.js';
-export type { Family, TrainingBudget, TrainRecord } from './families.js';
+export { FAMILIES, TrainingInterrupted, diffusionFamily, flowFamily } from './families.js';
+export type { CellTrainOptions, Family, Generative, TrainingBudget, TrainRecord } from './families.js';
 export { parseTransferArgs, transferCli, TRANSFER_USAGE } from './transfer-cli.js';
 export {
   CHENG_RESTORATION_PRESETS,

@@ -86,7 +86,7 @@ export interface FlowTrainOptions {
   validateEvery?: number;
   /** Stop after this many validation measurements without improvement (default: run all steps). */
   patience?: number;
-  /** Numbered checkpoints during training, resume, and save-and-stop on SIGINT/SIGTERM (not with `validation`). */
+  /** Numbered checkpoints during training (with the early-stopping state), resume, and save-and-stop on SIGINT/SIGTERM. */
   checkpoint?: CheckpointingOptions;
 }
 
@@ -134,16 +134,20 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const patience = o.patience ?? Infinity;
   if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
   if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
-  if (o.validation && o.checkpoint) throw new Error('trainFlow: checkpoint and validation (early stopping) cannot be combined yet: the best weights are not part of a checkpoint');
-  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt }) : null;
-  const settings = { steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n };
   const best = o.validation ? new BestWeights(trainable) : null;
+  // A checkpoint holds the early-stopping state too (best weights, scores), so a resumed run keeps the same step.
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, best: best ?? undefined }) : null;
+  const settings = {
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+  };
   const history: [number, number][] = [];
   let validation: FlowValidation | undefined;
   try {
     // Batches and dequantization noise follow from the step, so a resumed run sees the same data.
     const resumed = ckpt?.resume({ trainer: 'trainFlow', settings });
     if (resumed) log.losses.push(...(resumed.loop.losses as [number, number][]));
+    if (resumed && best) history.push(...(resumed.loop.history as [number, number][]));
     const first = resumed?.step ?? 0;
     const next = epochBatches(data.n, o.batchSize, deriveSeed(seed, 1), first);
     const started = performance.now() - ((resumed?.loop.seconds as number | undefined) ?? 0) * 1000;
@@ -174,7 +178,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
         best!.offer(v, stepsRun);
         if (best!.sinceBest >= patience) break;
       }
-      if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, seconds: seconds() } })))) {
+      if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, history, seconds: seconds() } })))) {
         interrupted = stepsRun < o.steps;
         break;
       }
