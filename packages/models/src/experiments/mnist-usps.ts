@@ -88,6 +88,6 @@ export function mnistUspsExperiment(o: MnistUspsOptions): TransferExperiment {
   return experiment;
 }
 
-export function runMnistUsps(o: MnistUspsOptions): Promise<TransferResults> {
+export async function runMnistUsps(o: MnistUspsOptions): Promise<TransferResults> {
   return runAllCells(mnistUspsExperiment(o));
 }

@@ -22,7 +22,7 @@ import type { UNET_PRESETS } from '../diffusion/unet.js';
 import { savePngGrid } from '../io/png_file.js';
 import { classFidelity, trainClassifier, type DigitClassifier } from '../metrics/class-fidelity.js';
 import { imageW1, labelMatchedRows, perClassW1, rowsByClass } from '../metrics/image-w1.js';
-import { diffusionFamily, flowFamily, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
+import { diffusionFamily, flowFamily, type CellTrainOptions, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
 import { readJson, writeJson } from '../io/files.js';
 import { cell, claimResultsFolder } from './results.js';
 import { planTransferCells, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
@@ -271,10 +271,9 @@ export class TransferExperiment {
     return join(this.out, 'checkpoints', id);
   }
 
-  /** Trains a model with checkpoints in checkpoints/ID, so a killed run resumes from the newest. */
-  private train(model: Generative, id: string, data: { train: ImageSet; validation: ImageSet }, budget: TrainingBudget, o: { seed: number; label: string; stopEarly: boolean }): Promise<TrainRecord> {
-    const options = { ...o, checkpointDir: this.checkpointDir(id) };
-    return model.train(data.train, data.validation, budget, options);
+  /** Trains a model with checkpoints in checkpoints/ID, so a killed or stopped run resumes from the newest. */
+  private train(model: Generative, id: string, data: { train: ImageSet; validation: ImageSet }, budget: TrainingBudget, o: Omit<CellTrainOptions, 'checkpointDir'>): Promise<TrainRecord> {
+    return model.train(data.train, data.validation, budget, { ...o, checkpointDir: this.checkpointDir(id) });
   }
 
   private async floor(): Promise<TransferResults['floor']> {
@@ -426,6 +425,6 @@ export async function runAllCells(experiment: TransferExperiment): Promise<Trans
   return experiment.report();
 }
 
-export function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
+export async function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
   return runAllCells(new TransferExperiment(o));
 }

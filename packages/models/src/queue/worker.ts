@@ -4,11 +4,13 @@
  * field before any work; a cell that fails is marked failed with its error and not retried (the
  * same inputs fail the same way); a worker killed in the middle of a cell stops renewing its lock,
  * and another worker takes the cell again (up to MAX_STALLS times) and resumes its training from
- * the newest checkpoint. The worker that finishes the last cell writes the report.
+ * the newest checkpoint; a worker stopped by SIGINT/SIGTERM saves that checkpoint and puts the
+ * cell back on the queue. The worker that finishes the last cell writes the report.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { TrainingInterrupted } from '../experiments/families.js';
 import { mnistUspsExperiment } from '../experiments/mnist-usps.js';
 import type { TransferExperiment } from '../experiments/transfer-experiment.js';
 import { checkCellJob, gridKey, gridOf, gridOptions, QUEUE_NAME, type CellJob, type GridSettings } from './cell-job.js';
@@ -38,6 +40,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const queue = openQueue(o.connection);
   let open: { key: string; grid: GridSettings; experiment: TransferExperiment } | null = null;
   let gpuReady: Promise<void> | null = null;
+  let noGpu: Error | null = null;
+  let stop: ((why: string) => Promise<void>) | null = null;
 
   const experimentOf = async (job: CellJob): Promise<TransferExperiment> => {
     const grid = gridOf(job);
@@ -57,7 +61,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     return experiment;
   };
 
-  const processCell = async (job: Job<CellJob>) => {
+  const processCell = async (job: Job<CellJob>, token?: string) => {
     let data: CellJob;
     try {
       data = checkCellJob(job.data);
@@ -67,12 +71,23 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     }
     const experiment = await experimentOf(data);
     if (!experiment.plan.cells.some((c) => c.id === data.cell)) throw new UnrecoverableError(`rejected: '${data.cell}' is not a cell of this grid (its n_s uses the same source images as another)`);
-    gpuReady ??= o.gpu();
+    gpuReady ??= o.gpu().catch((e) => {
+      // This machine cannot run cells: the job goes back to the queue for another worker, and this one stops.
+      noGpu = e instanceof Error ? e : new Error(String(e));
+      void stop?.(`transfuse worker: no usable GPU adapter (${message(e)}); exiting`);
+      throw noGpu;
+    });
     await gpuReady;
     const started = performance.now();
     try {
       await experiment.runCell(data.cell);
     } catch (e) {
+      if (e instanceof TrainingInterrupted) {
+        // Stopped by a signal after saving its checkpoint: back to the queue (no attempt used); any worker resumes it.
+        o.log(`[${data.cell}] ${e.message}; back on the queue`);
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
       o.log(`[${data.cell}] failed: ${message(e)}`);
       throw new UnrecoverableError(message(e));
     }
@@ -98,22 +113,30 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
 
   await new Promise<void>((resolve) => {
     let stopping = false;
-    const stop = async (why: string) => {
+    stop = async (why: string) => {
       if (stopping) return;
       stopping = true;
       clearInterval(timer);
       o.log(why);
-      await worker.close(true);
+      // Waits for the cell in progress: a training run saves its checkpoint on the signal and stops, anything else finishes.
+      await worker.close();
       await open?.experiment.dispose();
       await queue.close();
       resolve();
     };
-    // A killed cell is not lost: its lock runs out and another worker resumes it from its checkpoint.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(`transfuse worker: ${sig}; the cell in progress is taken again by a worker after --lock-seconds`));
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!stopping) return void stop!(`transfuse worker: ${sig}; the cell in progress saves its checkpoint (or finishes), then the worker exits; a second ${sig} exits at once`);
+      // Its lock runs out and another worker takes the cell again from its newest checkpoint.
+      o.log(`transfuse worker: second ${sig}; exiting now`);
+      process.exit(130);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const timer = setInterval(async () => {
       if (!o.untilEmpty || stopping) return;
       const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-      if (Object.values(c).every((n) => n === 0)) void stop('transfuse worker: the queue is empty; exiting');
+      if (Object.values(c).every((n) => n === 0)) void stop!('transfuse worker: the queue is empty; exiting');
     }, 2000);
   });
+  if (noGpu) throw noGpu;
 }
