@@ -24,7 +24,12 @@ import torch.nn.functional as F
 
 torch.set_num_threads(int(os.environ.get("TRANSFUSE_TORCH_THREADS", "2")))
 DEVICE = torch.device(os.environ.get("TRANSFUSE_TORCH_DEVICE", "cpu"))
-torch.set_default_tensor_type(torch.cuda.FloatTensor if DEVICE.type == "cuda" else torch.FloatTensor)
+# New tensors (inputs, parameters) are made on DEVICE; set_default_device is torch >= 2.0, the
+# older call still serves Debian's 1.13 on the CPU.
+if hasattr(torch, "set_default_device"):
+    torch.set_default_device(DEVICE)
+else:
+    torch.set_default_tensor_type(torch.cuda.FloatTensor if DEVICE.type == "cuda" else torch.FloatTensor)
 
 
 class ResnetBlock(nn.Module):

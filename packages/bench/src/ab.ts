@@ -4,18 +4,31 @@
  * model case, its steps alternating between two sets of forced kernel variants (each
  * "family=variant,..." as in TRANSFUSE_TUNE_FORCE; empty = the fixed rules), in one process on
  * one model, so that machine load falls on both alike. Prints both medians and B's speedup.
+ * `groupnorm-silu=unfused` in a set runs GroupNorm → SiLU as two ops instead of the fused kernel.
  */
-import { forceVariant, init, runtime } from '@transfuse/core';
+import { forceVariant, GroupNorm, init, runtime, silu, type Tensor } from '@transfuse/core';
 import { median } from './report.js';
 import { modelCases } from './models.js';
 
 const FAMILIES = ['matmul', 'conv', 'conv-input-grad', 'conv-wgrad'];
 
+const fusedGroupNorm = GroupNorm.prototype.forward;
+/** GroupNorm's forward with a SiLU epilogue taken out of the kernel: the unfused composition. */
+function unfusedGroupNorm(this: GroupNorm, x: Tensor, activation: 'none' | 'silu' = 'none'): Tensor {
+  const y = fusedGroupNorm.call(this, x, 'none');
+  return activation === 'silu' ? silu(y) : y;
+}
+
 function apply(spec: string): void {
   for (const f of FAMILIES) forceVariant(f, null);
+  GroupNorm.prototype.forward = fusedGroupNorm;
   for (const part of spec.split(',').filter(Boolean)) {
     const [family, variant] = part.split('=');
-    if (!FAMILIES.includes(family) || !variant) throw new Error(`wants family=variant pairs with a family of ${FAMILIES.join(', ')}, got '${part}'`);
+    if (family === 'groupnorm-silu' && (variant === 'fused' || variant === 'unfused')) {
+      GroupNorm.prototype.forward = variant === 'fused' ? fusedGroupNorm : unfusedGroupNorm;
+      continue;
+    }
+    if (!FAMILIES.includes(family) || !variant) throw new Error(`wants family=variant pairs with a family of ${FAMILIES.join(', ')}, or groupnorm-silu=fused|unfused, got '${part}'`);
     forceVariant(family, variant);
   }
 }

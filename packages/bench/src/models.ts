@@ -137,7 +137,7 @@ export function formatModelTable(results: readonly CaseResult[]): string {
     return `| ${r.name} | ${ms(r.transfuse)} | ${ms(r.torch)} | ${ratio} | ${cpuRatio} | ${gflops} |`;
   });
   return [
-    '| case | Transfuse (median) | PyTorch CPU (median, same run) | time ratio | CPU-time ratio | Transfuse GFLOP/s |',
+    '| case | Transfuse (median) | PyTorch (median, same run; its device is on the peer line) | time ratio | CPU-time ratio | Transfuse GFLOP/s |',
     '|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');

@@ -1,9 +1,10 @@
 /**
  * Finding a WebGPU device on any machine, or failing with an error that says what was tried.
  *
- * Order, unless `backend` (or TRANSFUSE_BACKEND) names one: the default adapter (a real GPU, or
- * Vulkan lavapipe where installed), then Dawn's OpenGL backend in WebGPU compatibility mode
- * (Mesa llvmpipe, present on most Linux machines). In a browser, `navigator.gpu` is used.
+ * Order, unless `backend` (or TRANSFUSE_BACKEND) names one: the system's Vulkan drivers (a real
+ * GPU), Transfuse's Vulkan lavapipe, then Dawn's OpenGL backend in WebGPU compatibility mode (Mesa
+ * llvmpipe, present on most Linux machines); on Linux without a GPU device node, lavapipe before the
+ * system's drivers (node_adapter.ts). In a browser, `navigator.gpu` is used.
  */
 
 export type BackendName = 'auto' | 'vulkan' | 'lavapipe' | 'opengl' | 'browser';

@@ -2,7 +2,7 @@
  * Node-only adapter discovery through Dawn (the `webgpu` npm package). Kept apart from device.ts
  * so that a browser build never loads node: modules.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -29,6 +29,24 @@ function findLavapipeIcd(): { icd: string } | { missing: string; error: boolean 
     }
   }
   return { missing: `no .transfuse/lavapipe/lvp_icd.json above ${process.cwd()} (run \`npm run setup\` in a Transfuse checkout, or set TRANSFUSE_LAVAPIPE_ICD)`, error: false };
+}
+
+/**
+ * Whether a hardware Vulkan driver could find a device: on Linux it needs a GPU device node
+ * (/dev/dri/renderD*, /dev/nvidia*, or /dev/dxg under WSL). Without one, probing the system's
+ * drivers reaches only CPU ones, and Dawn writes a warning to stderr for each it rejects (from
+ * native code, so it cannot be filtered). Other systems: assumed yes.
+ */
+function mayHaveGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  const entries = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  return existsSync('/dev/dxg') || entries('/dev/dri').some((n) => n.startsWith('renderD')) || entries('/dev').some((n) => n.startsWith('nvidia'));
 }
 
 /**
@@ -81,8 +99,14 @@ export async function nodeAdapter(
       return undefined;
     }
     // The Vulkan loader reads VK_DRIVER_FILES when Dawn creates its Vulkan instance.
+    const before = process.env.VK_DRIVER_FILES;
     process.env.VK_DRIVER_FILES = found.icd;
-    return tryVulkan(`vulkan (lavapipe at ${found.icd})`);
+    const lvp = await tryVulkan(`vulkan (lavapipe at ${found.icd})`);
+    if (!lvp) {
+      if (before === undefined) delete process.env.VK_DRIVER_FILES;
+      else process.env.VK_DRIVER_FILES = before;
+    }
+    return lvp;
   };
   const tryOpenGL = async () => {
     process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -109,19 +133,29 @@ export async function nodeAdapter(
       case 'opengl':
         return tryOpenGL();
       default: {
-        // The system's default adapter first: with a GPU driver installed this is the GPU.
-        const sys = process.env.VK_DRIVER_FILES ? undefined : await tryVulkan('vulkan (system driver)');
-        if (sys) {
-          say(`WebGPU on ${sys.label}: ${tried[tried.length - 1].outcome}`);
+        const trySystem = async () => {
+          const sys = process.env.VK_DRIVER_FILES ? undefined : await tryVulkan('vulkan (system driver)');
+          if (sys) say(`WebGPU on ${sys.label}: ${tried[tried.length - 1].outcome}`);
           return sys;
+        };
+        // The system's default adapter first where a GPU may be: with its driver installed this is
+        // the GPU. Without a GPU device, lavapipe first, then whatever CPU driver the system has.
+        const gpu = mayHaveGpu();
+        if (gpu) {
+          const sys = await trySystem();
+          if (sys) return sys;
         }
-        const why = tried.map((t) => `${t.label}: ${t.outcome}`).join('; ');
+        const why = gpu ? tried.map((t) => `${t.label}: ${t.outcome}`).join('; ') || 'VK_DRIVER_FILES is set' : 'no GPU device: /dev/dri/renderD*, /dev/nvidia* and /dev/dxg are absent';
         const lvp = await tryLavapipe();
         if (lvp) {
-          say(`WebGPU on ${lvp.label}, on the CPU (${why || 'VK_DRIVER_FILES is set'})`);
+          say(`WebGPU on ${lvp.label}, on the CPU (${why})`);
           return lvp;
         }
         if (badIcd) return undefined;
+        if (!gpu) {
+          const sys = await trySystem();
+          if (sys) return sys;
+        }
         const gl = await tryOpenGL();
         if (gl) {
           const lavapipeWhy = tried.find((t) => t.label.startsWith('vulkan (lavapipe'))?.outcome ?? '';

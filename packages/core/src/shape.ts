@@ -90,3 +90,11 @@ export function collapse(shape: Shape, strides: number[][]): { shape: number[]; 
   }
   return { shape: outShape, strides: outStrides };
 }
+
+/** Greatest common divisor of two integers (non-negative; gcd(a, 0) = |a|). */
+export function gcd(a: number, b: number): number {
+  a = Math.abs(a);
+  b = Math.abs(b);
+  while (b) [a, b] = [b, a % b];
+  return a;
+}

@@ -3,7 +3,7 @@
  * functions in ops/ and to the backward pass, attached to the prototype once. Tensor itself holds
  * data and identity only, so the ops import it without an import cycle. index.ts loads this file.
  */
-import { runBackward, type BackwardOptions } from './backward.js';
+import { runBackward, type BackwardOptions } from './autograd/backward.js';
 import * as ops from './ops/index.js';
 import { checkOptionKeys } from './options.js';
 import { Tensor, type DType } from './tensor.js';

@@ -4,7 +4,7 @@
  * This file holds the data and identity only; the op methods (`x.add(y)`, `x.backward()`) are
  * attached in tensor-methods.ts, so that the ops can import Tensor without a cycle.
  */
-import type { GradNode } from './autograd.js';
+import type { GradNode } from './autograd/tape.js';
 import { runtime, tensorCounter } from './runtime/current.js';
 import type { Storage } from './runtime/pool.js';
 import { track } from './scope.js';

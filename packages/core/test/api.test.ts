@@ -10,6 +10,10 @@ import {
   AdamW,
   bf16BitsToF32,
   Conv2d,
+  cosineWithWarmup,
+  EMA,
+  LossLog,
+  ProgressBar,
   Embedding,
   f16BitsToF32,
   f32ToF16Bits,
@@ -70,6 +74,17 @@ describe('unknown option keys throw, listing the known ones', () => {
     expect(() => new Embedding(3, 2, { padding_idx: 0 } as never)).toThrow(/Embedding: unknown option 'padding_idx' \(known: seed\)/);
     expect(() => new GELU({ approx: 'tanh' } as never)).toThrow(/GELU: unknown option 'approx' \(known: approximate\)/);
     expect(() => new GELU({ approximate: 'fast' } as never)).toThrow(/GELU: approximate must be 'none' or 'tanh', got 'fast'/);
+  });
+
+  test('EMA, schedules, progress and loss logs', () => {
+    const m = new Linear(2, 2, { seed: 1 });
+    expect(() => new EMA(m, { beta: 0.9 } as never)).toThrow(/EMA: unknown option 'beta' \(known: decay\)/);
+    expect(() => cosineWithWarmup(1, 10, { min_factor: 0.1 } as never)).toThrow(/cosineWithWarmup: unknown option 'min_factor' \(known: minFactor\)/);
+    expect(() => new ProgressBar(10, { title: 'x' } as never)).toThrow(/ProgressBar: unknown option 'title' \(known: label, stream, tty, everyFraction, everySeconds, now\)/);
+    expect(() => new LossLog('myTrainer', { steps: 10, label: null, every: 5 } as never)).toThrow(/myTrainer \(LossLog\): unknown option 'every' \(known: steps, logEvery, label, name, hint, onLog\)/);
+    // Keys set to undefined are not options (spreading partial settings is fine).
+    expect(() => new EMA(m, { decay: undefined })).not.toThrow();
+    m.dispose();
   });
 });
 

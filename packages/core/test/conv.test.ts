@@ -10,30 +10,17 @@ import * as T from '@transfuse/core';
 import { tensor, type Conv2dOptions, type Tensor } from '@transfuse/core';
 import { blockingName, convRowCandidates, convWeightGradRowCandidates, weightGradBlockingName } from '@transfuse/kernels';
 import { expectClose, f32, freshSeed, randomArray, seededRandom, useGpu, values } from './helpers.js';
+import { convRef, type ConvPairGeom } from './nn-reference.js';
 
 useGpu();
 
 const tolFor = (k: number) => ({ rtol: 1e-4, atol: 1e-5 * Math.sqrt(Math.max(k, 1)) });
 
-interface Geometry {
-  n: number;
-  cin: number;
-  h: number;
-  w: number;
-  cout: number;
-  kh: number;
-  kw: number;
-  stride: [number, number];
-  padding: [number, number];
-  dilation: [number, number];
-  groups: number;
-}
-
 const asPair = (v: number | [number, number] | undefined, d: number): [number, number] =>
   v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
 
-function geometry(xs: number[], ws: number[], o: Conv2dOptions): Geometry & { ho: number; wo: number } {
-  const g: Geometry = {
+function geometry(xs: number[], ws: number[], o: Conv2dOptions): ConvPairGeom {
+  const g = {
     n: xs[0],
     cin: xs[1],
     h: xs[2],
@@ -49,52 +36,6 @@ function geometry(xs: number[], ws: number[], o: Conv2dOptions): Geometry & { ho
   const ho = Math.floor((g.h + 2 * g.padding[0] - g.dilation[0] * (g.kh - 1) - 1) / g.stride[0]) + 1;
   const wo = Math.floor((g.w + 2 * g.padding[1] - g.dilation[1] * (g.kw - 1) - 1) / g.stride[1]) + 1;
   return { ...g, ho, wo };
-}
-
-/**
- * Naive float64 conv by the definition; with `gy` it also scatters the gradients of Σ y·gy into
- * dx, dw and db along the same loops.
- */
-function convRef(x: Float64Array, w: Float64Array, b: Float64Array | null, g: ReturnType<typeof geometry>, gy?: Float64Array) {
-  const { n, cin, h, w: wd, cout, kh, kw, stride, padding, dilation, groups, ho, wo } = g;
-  const cig = cin / groups;
-  const cog = cout / groups;
-  const y = new Float64Array(n * cout * ho * wo);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  const db = new Float64Array(cout);
-  for (let b0 = 0; b0 < n; b0++) {
-    for (let co = 0; co < cout; co++) {
-      const grp = Math.floor(co / cog);
-      for (let oy = 0; oy < ho; oy++) {
-        for (let ox = 0; ox < wo; ox++) {
-          const yi = ((b0 * cout + co) * ho + oy) * wo + ox;
-          let acc = b ? b[co] : 0;
-          const gv = gy ? gy[yi] : 0;
-          for (let ci = 0; ci < cig; ci++) {
-            for (let ky = 0; ky < kh; ky++) {
-              const iy = oy * stride[0] - padding[0] + ky * dilation[0];
-              if (iy < 0 || iy >= h) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = ox * stride[1] - padding[1] + kx * dilation[1];
-                if (ix < 0 || ix >= wd) continue;
-                const xi = ((b0 * cin + grp * cig + ci) * h + iy) * wd + ix;
-                const wi = ((co * cig + ci) * kh + ky) * kw + kx;
-                acc += x[xi] * w[wi];
-                if (gy) {
-                  dx[xi] += gv * w[wi];
-                  dw[wi] += gv * x[xi];
-                }
-              }
-            }
-          }
-          y[yi] = acc;
-          db[co] += gv;
-        }
-      }
-    }
-  }
-  return { y, dx, dw, db };
 }
 
 interface ConvCase {

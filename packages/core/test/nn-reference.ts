@@ -35,34 +35,66 @@ export function convOutSize(g: ConvGeom): [number, number] {
   return [o(g.h, g.kh), o(g.w, g.kw)];
 }
 
-/** Direct 2-D convolution with zero padding, NCHW, weight [cout, cin/groups, kh, kw]. */
-export function conv2dRef(x: Float64Array, w: Float64Array, b: Float64Array | null, g: ConvGeom): Float64Array {
-  const [ho, wo] = convOutSize(g);
-  const cig = g.cin / g.groups;
-  const cog = g.cout / g.groups;
-  const y = new Float64Array(g.n * g.cout * ho * wo);
-  for (let n = 0; n < g.n; n++) {
-    for (let co = 0; co < g.cout; co++) {
+/** A conv's geometry with [y, x] pairs for stride, padding and dilation, and its output size. */
+export interface ConvPairGeom extends Omit<ConvGeom, 'stride' | 'padding' | 'dilation'> {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  ho: number;
+  wo: number;
+}
+
+/**
+ * Naive float64 conv by the definition; with `gy` it also scatters the gradients of Σ y·gy into
+ * dx, dw and db along the same loops.
+ */
+export function convRef(x: Float64Array, w: Float64Array, b: Float64Array | null, g: ConvPairGeom, gy?: Float64Array) {
+  const { n, cin, h, w: wd, cout, kh, kw, stride, padding, dilation, groups, ho, wo } = g;
+  const cig = cin / groups;
+  const cog = cout / groups;
+  const y = new Float64Array(n * cout * ho * wo);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  const db = new Float64Array(cout);
+  for (let b0 = 0; b0 < n; b0++) {
+    for (let co = 0; co < cout; co++) {
       const grp = Math.floor(co / cog);
       for (let oy = 0; oy < ho; oy++) {
         for (let ox = 0; ox < wo; ox++) {
+          const yi = ((b0 * cout + co) * ho + oy) * wo + ox;
           let acc = b ? b[co] : 0;
+          const gv = gy ? gy[yi] : 0;
           for (let ci = 0; ci < cig; ci++) {
-            for (let ky = 0; ky < g.kh; ky++) {
-              for (let kx = 0; kx < g.kw; kx++) {
-                const iy = oy * g.stride - g.padding + ky * g.dilation;
-                const ix = ox * g.stride - g.padding + kx * g.dilation;
-                if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-                acc += x[((n * g.cin + grp * cig + ci) * g.h + iy) * g.w + ix] * w[((co * cig + ci) * g.kh + ky) * g.kw + kx];
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = oy * stride[0] - padding[0] + ky * dilation[0];
+              if (iy < 0 || iy >= h) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = ox * stride[1] - padding[1] + kx * dilation[1];
+                if (ix < 0 || ix >= wd) continue;
+                const xi = ((b0 * cin + grp * cig + ci) * h + iy) * wd + ix;
+                const wi = ((co * cig + ci) * kh + ky) * kw + kx;
+                acc += x[xi] * w[wi];
+                if (gy) {
+                  dx[xi] += gv * w[wi];
+                  dw[wi] += gv * x[xi];
+                }
               }
             }
           }
-          y[((n * g.cout + co) * ho + oy) * wo + ox] = acc;
+          y[yi] = acc;
+          db[co] += gv;
         }
       }
     }
   }
-  return y;
+  return { y, dx, dw, db };
+}
+
+/** Direct 2-D convolution with zero padding, NCHW, weight [cout, cin/groups, kh, kw]. */
+export function conv2dRef(x: Float64Array, w: Float64Array, b: Float64Array | null, g: ConvGeom): Float64Array {
+  const [ho, wo] = convOutSize(g);
+  const pair = (v: number): [number, number] => [v, v];
+  return convRef(x, w, b, { ...g, stride: pair(g.stride), padding: pair(g.padding), dilation: pair(g.dilation), ho, wo }).y;
 }
 
 /** GroupNorm of x [n, c, spatial] with biased variance, then per-channel affine. */

@@ -187,6 +187,58 @@ describe('GroupNorm and LayerNorm', () => {
     for (let i = 0; i < 3; i++) expectClose(grads[i], fdGrad(ref, [x, gw, gb], r, i), GRAD, `grad ${i} seed=${seed}`);
   });
 
+  test('GroupNorm → SiLU: the fused op and the unfused composition both match the float64 definition', async () => {
+    // Rows of (sample, group) below 128 take the workgroup-per-row kernel, from 128 on the
+    // thread-per-row one; odd channel and spatial counts, with and without the affine transform.
+    for (const [n, c, h, w, groups, affine] of [
+      [3, 10, 5, 3, 5, true],
+      [67, 6, 3, 3, 2, true],
+      [5, 9, 7, 1, 3, false],
+    ] as const) {
+      const seed = freshSeed();
+      const rng = rngFor(seed);
+      const gn = new GroupNorm(groups, c, { eps: 1e-5, affine });
+      const x = f32(randomArray(n * c * h * w, rng, -2, 3));
+      const gw = f32(randomArray(c, rng, 0.5, 1.5));
+      const gb = f32(randomArray(c, rng));
+      if (affine) gn.loadStateDict({ weight: upload(gw, [c]), bias: upload(gb, [c]) });
+      const r = f32(randomArray(x.length, rng));
+      const xt = upload(x, [n, c, h, w]).requireGrad();
+      const params = affine ? [xt, gn.weight!, gn.bias!] : [xt];
+      const inputs = affine ? [x, gw, gb] : [x];
+      const ref = (ins: Float64Array[]) =>
+        groupNormRef(ins[0], n, c, h * w, groups, affine ? ins[1] : null, affine ? ins[2] : null, 1e-5).map((z) => z / (1 + Math.exp(-z)));
+      const want = ref(inputs);
+      const wantGrads = inputs.map((_, i) => fdGrad(ref, inputs, r, i));
+      for (const [how, f] of [
+        ['fused', () => gn.forward(xt, 'silu')],
+        ['unfused', () => T.silu(gn.forward(xt))],
+      ] as const) {
+        const { y, grads } = await forwardBackward(f, r, params);
+        const at = `${how} [${n}, ${c}, ${h}, ${w}] groups=${groups} affine=${affine} seed=${seed}`;
+        expectClose(y, want, FWD, `y ${at}`);
+        grads.forEach((g, i) => expectClose(g, wantGrads[i], GRAD, `grad ${i} ${at}`));
+      }
+    }
+  });
+
+  test('GroupNorm → SiLU gradients of weight and bias alone, on an input that needs none', async () => {
+    const seed = freshSeed();
+    const rng = rngFor(seed);
+    const [n, c, h, w, groups] = [4, 6, 3, 5, 2];
+    const gn = new GroupNorm(groups, c);
+    const x = f32(randomArray(n * c * h * w, rng, -2, 3));
+    const gw = f32(randomArray(c, rng, 0.5, 1.5));
+    const gb = f32(randomArray(c, rng));
+    gn.loadStateDict({ weight: upload(gw, [c]), bias: upload(gb, [c]) });
+    const r = f32(randomArray(x.length, rng));
+    const xt = upload(x, [n, c, h, w]);
+    const { grads } = await forwardBackward(() => gn.forward(xt, 'silu'), r, [gn.weight!, gn.bias!]);
+    expect(xt.grad).toBeNull();
+    const ref = (ins: Float64Array[]) => groupNormRef(ins[0], n, c, h * w, groups, ins[1], ins[2], 1e-5).map((z) => z / (1 + Math.exp(-z)));
+    for (let i = 0; i < 2; i++) expectClose(grads[i], fdGrad(ref, [x, gw, gb], r, i + 1), GRAD, `grad ${i + 1} seed=${seed}`);
+  });
+
   test('LayerNorm over the last axis: forward and gradients', async () => {
     const seed = freshSeed();
     const rng = rngFor(seed);

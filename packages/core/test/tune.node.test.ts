@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { fileTuneStore } from '@transfuse/core/node';
-import { blockingName, convRowCandidates, rowBlockPixels, rowFit } from '@transfuse/kernels';
+import { blockingName, convRowCandidates, rowBlockPixels, rowFit, rowKernelsApply } from '@transfuse/kernels';
 import { useGpu } from './helpers.js';
 
 useGpu({ poison: false });
@@ -26,6 +26,11 @@ describe('the row conv rules (pure)', () => {
   test('the fixed rule takes 4 pixels for rows of 4 or fewer, else 8, and comes first among the candidates', () => {
     expect([1, 3, 4, 5, 7, 8, 14, 16, 28].map((w) => rowBlockPixels(w))).toEqual([4, 4, 4, 8, 8, 8, 8, 8, 8]);
     expect(convRowCandidates({ outW: 7, outCg: 8, redC: 4, kw: 3 }).map(blockingName)).toEqual(['tco4_tpx8_wg64', 'tco4_tpx7_wg64', 'tco8_tpx7_wg64', 'tco8_tpx4_wg64']);
+  });
+  test('the row kernels serve stride-1, dilation-1 convs along x with kernels 2 to 7 wide', () => {
+    expect(rowKernelsApply(1, 1, 3)).toBe(true);
+    expect(rowKernelsApply(1, 1, 7)).toBe(true);
+    expect([rowKernelsApply(2, 1, 3), rowKernelsApply(1, 2, 3), rowKernelsApply(1, 1, 1), rowKernelsApply(1, 1, 8)]).toEqual([false, false, false, false]);
   });
 });
 

@@ -25,6 +25,7 @@
  * the channel loop.
  */
 import { kernel, type Kernel } from './registry.js';
+import { storeBlock } from './store.js';
 
 /** Register block and workgroup of a conv kernel variant. */
 export interface ConvBlocking {
@@ -45,6 +46,10 @@ export interface ConvWeightGradBlocking {
   wg: number;
 }
 
+/** A row kernel's register block and its kernel width, which is a template constant. */
+export type ConvRowBlocking = ConvBlocking & { kw: number };
+export type ConvWeightGradRowBlocking = ConvWeightGradBlocking & { kw: number };
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const LANES = ['x', 'y', 'z', 'w'];
 
@@ -53,6 +58,21 @@ function checkBlock(what: string, values: Record<string, number>): void {
     if (!Number.isInteger(v) || v <= 0 || v % 4 !== 0) throw new Error(`${what}: ${k} must be a positive multiple of 4, got ${v}`);
   }
 }
+
+/** Bindings of the two forward conv kernels: input, packed weights (vec4s of output channels), bias, output. */
+const CONV_BINDINGS = { inputs: ['x_in', 'w_in', 'b_in'], outputs: ['y_out'], uniform: 'u' };
+const CONV_BUFFERS = `@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;`;
+
+/** Bindings of the two weight-gradient kernels: input, output gradient (read as `dyType`), weight gradient. */
+const WGRAD_BINDINGS = { inputs: ['x_in', 'dy_in'], outputs: ['dw_out'], uniform: 'u' };
+const wgradBuffers = (dyType: string) => `@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read> dy_in: array<${dyType}>;
+@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;`;
 
 /** Block members 4i .. 4i + 3 as a vec4<u32>. */
 const quad = (i: number) => `vec4<u32>(${4 * i}u, ${4 * i + 1}u, ${4 * i + 2}u, ${4 * i + 3}u)`;
@@ -64,9 +84,7 @@ export function convKernel(b: ConvBlocking): Kernel {
   const PV = range(b.tpx / 4);
   const C = range(b.tco);
   return kernel(`conv2d_${b.tco}x${b.tpx}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'w_in', 'b_in'],
-    outputs: ['y_out'],
-    uniform: 'u',
+    ...CONV_BINDINGS,
     wgsl: `
 struct U {
   chBlocks: u32, stride: u32, rowBlocks: u32, blocks: u32,
@@ -78,11 +96,17 @@ struct U {
   pAy: i32, pAx: i32, sBy: i32, sBx: i32,
   quads: u32, qStride: u32, pad0: u32, pad1: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b_in: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
+${CONV_BUFFERS}
+// Output channel oc of group g at the 4 pixels ox, ox + sBx, ... of the row at ob, plus bias.
+fn store4(acc: vec4<f32>, g: u32, oc: u32, ob: u32, ox: u32) {
+  if (oc >= u.outCg) { return; }
+  let bias = select(0.0, b_in[g * u.outCg + oc], u.hasBias != 0u);
+  let at = ob + oc * u.outH * u.outW;
+  for (var l = 0u; l < 4u; l++) {
+    let x = ox + l * u32(u.sBx);
+    if (x < u.outW) { y_out[at + x] = acc[l] + bias; }
+  }
+}
 // First tap t in [0, step) with (base + t·d) divisible by s, or none (returns end).
 fn firstTap(base: i32, d: i32, s: i32, step: u32, end: u32) -> u32 {
   for (var t = 0u; t < step; t++) {
@@ -142,26 +166,13 @@ ${PV.map((v) => `        xo${v} += vec4<u32>(u.inHW);`).join('\n')}
   }
   if (real >= u.blocks || oy >= u.outH) { return; }
   let ob = ((n * u.outC + g * u.outCg) * u.outH + oy) * u.outW;
-  let outHW = u.outH * u.outW;
-${C.map(
-  (c) => `  if (oc0 + ${c}u < u.outCg) {
-    let oc = oc0 + ${c}u;
-    let bias = select(0.0, b_in[g * u.outCg + oc], u.hasBias != 0u);
-${PV.flatMap((v) =>
-  range(4).map((l) => {
-    const j = 4 * v + l;
-    return `    if (ox0 + ${j}u * u32(u.sBx) < u.outW) { y_out[ob + oc * outHW + ox0 + ${j}u * u32(u.sBx)] = acc${c}_${v}.${LANES[l]} + bias; }`;
-  }),
-).join('\n')}
-  }`,
-).join('\n')}
+  ${storeBlock(
+    'vec4<f32>',
+    C.flatMap((c) => PV.map((v) => `acc${c}_${v}`)),
+    (acc, i) => `store4(${acc}, g, oc0 + ${i} / ${PV.length}u, ob, ox0 + 4u * (${i} % ${PV.length}u) * u32(u.sBx))`,
+  )}
 }`,
   }));
-}
-
-/** Register block of the row conv kernel, and its kernel width (a template constant). */
-export interface ConvRowBlocking extends ConvBlocking {
-  kw: number;
 }
 
 /**
@@ -180,9 +191,7 @@ export function convRowKernel(b: ConvRowBlocking): Kernel {
   const CV = range(b.tco / 4);
   const C = range(b.tco);
   return kernel(`conv2d_row_k${KW}_${b.tco}x${b.tpx}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'w_in', 'b_in'],
-    outputs: ['y_out'],
-    uniform: 'u',
+    ...CONV_BINDINGS,
     wgsl: `
 struct U {
   chBlocks: u32, stride: u32, rowBlocks: u32, blocks: u32,
@@ -192,11 +201,13 @@ struct U {
   pAy: i32, pAx: i32, quads: u32, qStride: u32,
   hasBias: u32, pad0: u32, pad1: u32, pad2: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> w_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b_in: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
+${CONV_BUFFERS}
+// Output channel oc of group g at pixel ox of the row at ob, plus bias.
+fn store1(acc: f32, g: u32, oc: u32, ob: u32, ox: u32) {
+  if (oc >= u.outCg || ox >= u.outW) { return; }
+  let bias = select(0.0, b_in[g * u.outCg + oc], u.hasBias != 0u);
+  y_out[ob + oc * u.outH * u.outW + ox] = acc + bias;
+}
 @compute @workgroup_size(${b.wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   // Channel block from the workgroup id: weight addresses are uniform across the workgroup.
@@ -238,15 +249,12 @@ ${range(KW)
     }
   }
   if (real >= u.blocks) { return; }
-  let ob = ((n * u.outC + g * u.outCg) * u.outH + oy) * u.outW + ox0;
-  let outHW = u.outH * u.outW;
-${C.map(
-  (c) => `  if (oc0 + ${c}u < u.outCg) {
-    let oc = oc0 + ${c}u;
-    let bias = select(0.0, b_in[g * u.outCg + oc], u.hasBias != 0u);
-${J.map((j) => `    if (ox0 + ${j}u < u.outW) { y_out[ob + oc * outHW + ${j}u] = acc${c}_${j} + bias; }`).join('\n')}
-  }`,
-).join('\n')}
+  let ob = ((n * u.outC + g * u.outCg) * u.outH + oy) * u.outW;
+  ${storeBlock(
+    'f32',
+    C.flatMap((c) => J.map((j) => `acc${c}_${j}`)),
+    (acc, i) => `store1(${acc}, g, oc0 + ${i} / ${b.tpx}u, ob, ox0 + ${i} % ${b.tpx}u)`,
+  )}
 }`,
   }));
 }
@@ -262,9 +270,7 @@ export function convWeightGradKernel(b: ConvWeightGradBlocking): Kernel {
   const IV = range(b.tci / 4);
   const C = range(b.tco);
   return kernel(`conv2d_wgrad_${b.tco}x${b.tci}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'dy_in'],
-    outputs: ['dw_out'],
-    uniform: 'u',
+    ...WGRAD_BINDINGS,
     wgsl: `
 struct U {
   items: u32, stride: u32, outCg: u32, inCg: u32,
@@ -275,10 +281,15 @@ struct U {
   py: i32, px: i32, coBlocks: u32, ciBlocks: u32,
   groups: u32, wSize: u32, pad0: u32, pad1: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> dy_in: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;
+${wgradBuffers('f32')}
+// dw of output channel oc (in its group) for the input channels ic .. ic + 3 at the tap of base.
+fn store4(acc: vec4<f32>, base: u32, oc: u32, ic: u32) {
+  if (oc >= u.outCg) { return; }
+  let o = base + oc * u.inCg * u.kk;
+  for (var l = 0u; l < 4u; l++) {
+    if (ic + l < u.inCg) { dw_out[o + (ic + l) * u.kk] = acc[l]; }
+  }
+}
 // First o >= 0 with o·s + off >= 0.
 fn firstInside(off: i32, s: i32) -> i32 { return select(0, (s - 1 - off) / s, off < 0); }
 // One past the last o with o·s + off <= len - 1 (0 when there is none), at most outLen.
@@ -323,21 +334,13 @@ ${C.flatMap((c) => IV.map((i) => `        acc${c}_${i} += d${Math.floor(c / 4)}.
     }
   }
   let base = split * u.wSize + (g * u.outCg) * u.inCg * u.kk + tap;
-${C.map(
-  (c) => `  if (oc0 + ${c}u < u.outCg) {
-    let o = base + (oc0 + ${c}u) * u.inCg * u.kk;
-${IV.flatMap((i) =>
-  range(4).map((l) => `    if (ic0 + ${4 * i + l}u < u.inCg) { dw_out[o + (ic0 + ${4 * i + l}u) * u.kk] = acc${c}_${i}.${LANES[l]}; }`),
-).join('\n')}
-  }`,
-).join('\n')}
+  ${storeBlock(
+    'vec4<f32>',
+    C.flatMap((c) => IV.map((i) => `acc${c}_${i}`)),
+    (acc, i) => `store4(${acc}, base, oc0 + ${i} / ${IV.length}u, ic0 + 4u * (${i} % ${IV.length}u))`,
+  )}
 }`,
   }));
-}
-
-/** Register block of the row weight-gradient kernel, and its kernel width. */
-export interface ConvWeightGradRowBlocking extends ConvWeightGradBlocking {
-  kw: number;
 }
 
 /**
@@ -355,9 +358,7 @@ export function convWeightGradRowKernel(b: ConvWeightGradRowBlocking): Kernel {
   const I = range(b.tci);
   const C = range(b.tco);
   return kernel(`conv2d_wgrad_row_k${KW}_${b.tco}x${b.tci}_wg${b.wg}`, () => ({
-    inputs: ['x_in', 'dy_in'],
-    outputs: ['dw_out'],
-    uniform: 'u',
+    ...WGRAD_BINDINGS,
     wgsl: `
 struct U {
   lanes: u32, coBlocks: u32, kh: u32, outCg: u32,
@@ -367,10 +368,12 @@ struct U {
   px: i32, nPerSplit: u32, batch: u32, wSize: u32,
   quads: u32, pad0: u32, pad1: u32, pad2: u32,
 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read> dy_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dw_out: array<f32>;
+${wgradBuffers('vec4<f32>')}
+// dw of output channel oc of group g and input channel ic at tap kx of the tap row at base.
+fn store1(acc: f32, base: u32, g: u32, oc: u32, ic: u32, kx: u32) {
+  if (oc >= u.outCg || ic >= u.inCg) { return; }
+  dw_out[base + ((g * u.outCg + oc) * u.inCg + ic) * u.kh * ${KW}u + kx] = acc;
+}
 @compute @workgroup_size(${b.wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let g = wid.y / u.coBlocks;
@@ -409,12 +412,11 @@ ${I.flatMap((i) => K.slice(0, -1).map((k) => `        win${i}_${k} = win${i}_${k
   }
   if (gid.x >= u.lanes) { return; }
   let base = split * u.wSize + ky * ${KW}u;
-${C.map(
-  (c) => `  if (oc0 + ${c}u < u.outCg) {
-    let o = base + ((g * u.outCg + oc0 + ${c}u) * u.inCg) * u.kh * ${KW}u;
-${I.map((i) => `    if (ic0 + ${i}u < u.inCg) {\n${K.map((k) => `      dw_out[o + (ic0 + ${i}u) * u.kh * ${KW}u + ${k}u] = acc${c}_${i}_${k};`).join('\n')}\n    }`).join('\n')}
-  }`,
-).join('\n')}
+  ${storeBlock(
+    'f32',
+    C.flatMap((c) => I.flatMap((i) => K.map((k) => `acc${c}_${i}_${k}`))),
+    (acc, i) => `store1(${acc}, base, g, oc0 + ${i} / ${b.tci * KW}u, ic0 + (${i} / ${KW}u) % ${b.tci}u, ${i} % ${KW}u)`,
+  )}
 }`,
   }));
 }

@@ -24,6 +24,24 @@ export interface ConvWeightGradRowShape {
   kw: number;
 }
 
+/**
+ * Register blocks of the general kernels (strided, dilated along x, 1x1 and wide convs), fixed:
+ * measured on llvmpipe, Vulkan lavapipe and OpenGL alike.
+ */
+export const CONV_GENERAL_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
+export const CONV_WGRAD_GENERAL_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
+/** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
+export const ROW_MAX_KW = 7;
+
+/**
+ * Whether the row kernels serve a conv: taps and output pixels 1 apart along x (stride and
+ * dilation 1 there). For kw = 1 they reuse nothing and measured no faster, so 1x1 convs share the
+ * general kernels' pipelines instead of two more.
+ */
+export function rowKernelsApply(strideX: number, dilationX: number, kw: number): boolean {
+  return strideX === 1 && dilationX === 1 && kw >= 2 && kw <= ROW_MAX_KW;
+}
+
 const pow2Bucket = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 export const blockingName = (b: ConvBlocking) => `tco${b.tco}_tpx${b.tpx}_wg${b.wg}`;

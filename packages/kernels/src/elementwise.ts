@@ -247,6 +247,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /**
+ * Uniform, bindings and the opening of `main` of the strided gather and scatter: `i<axis>` is the
+ * strided offset (strides `s<axis>`, from `u.offset`) of the contiguous element i.
+ */
+function stridedCopyHeader(rank: number, axis: 'x' | 'y'): string {
+  return `struct U { n: u32, stride: u32, pad: u32, offset: u32, shape: array<vec4<u32>, 2>, s${axis}: array<vec4<u32>, 2> }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x_in: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y_out: array<u32>;
+@compute @workgroup_size(${EW_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${LINEAR_ID}
+  if (i >= u.n) { return; }
+  ${stridedOffsets(rank, { [`i${axis}`]: { strides: `s${axis}`, start: 'u.offset' } })}`;
+}
+
+/**
  * Strided gather, dtype-agnostic (copies 32-bit words): y[i] = x[offset + Σ c_d · stride_d] where
  * c is i's coordinate in `shape`. Serves permute, slice, expand and making views contiguous.
  */
@@ -257,15 +273,7 @@ export function gatherStridedKernel(rank = 1): Kernel {
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, pad: u32, offset: u32, shape: array<vec4<u32>, 2>, sx: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y_out: array<u32>;
-@compute @workgroup_size(${EW_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${LINEAR_ID}
-  if (i >= u.n) { return; }
-  ${stridedOffsets(rank, { ix: { strides: 'sx', start: 'u.offset' } })}
+${stridedCopyHeader(rank, 'x')}
   y_out[i] = x_in[ix];
 }`,
   }));
@@ -283,15 +291,7 @@ export function scatterStridedKernel(rank = 1): Kernel {
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, pad: u32, offset: u32, shape: array<vec4<u32>, 2>, sy: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x_in: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y_out: array<u32>;
-@compute @workgroup_size(${EW_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${LINEAR_ID}
-  if (i >= u.n) { return; }
-  ${stridedOffsets(rank, { iy: { strides: 'sy', start: 'u.offset' } })}
+${stridedCopyHeader(rank, 'y')}
   y_out[iy] = x_in[i];
 }`,
   }));
@@ -355,6 +355,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }));
 }
 
+/** Uniform, bindings and the opening of `main` shared by index_select and its backward. */
+function indexSelectHeader(src: string, dst: string): string {
+  return `struct U { n: u32, stride: u32, rows: u32, k: u32, inner: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> ${src}: array<f32>;
+@group(0) @binding(2) var<storage, read> index: array<i32>;
+@group(0) @binding(3) var<storage, read_write> ${dst}: array<f32>;
+@compute @workgroup_size(${EW_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${LINEAR_ID}
+  if (i >= u.n) { return; }`;
+}
+
 /**
  * Rows of `table` picked by int32 `index` along axis 1 of a [outer, rows, inner] view:
  * y[o, j, k] = table[o, index[j], k]. Out-of-range indices write NaN (checked on the CPU where the
@@ -366,15 +379,7 @@ export function indexSelectKernel(): Kernel {
     outputs: ['y_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, rows: u32, k: u32, inner: u32, pad0: u32, pad1: u32, pad2: u32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
-@group(0) @binding(2) var<storage, read> index: array<i32>;
-@group(0) @binding(3) var<storage, read_write> y_out: array<f32>;
-@compute @workgroup_size(${EW_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${LINEAR_ID}
-  if (i >= u.n) { return; }
+${indexSelectHeader('table', 'y_out')}
   let inner = i % u.inner;
   let j = (i / u.inner) % u.k;
   let o = i / (u.inner * u.k);
@@ -399,15 +404,7 @@ export function indexSelectBackwardKernel(): Kernel {
     outputs: ['dt_out'],
     uniform: 'u',
     wgsl: `
-struct U { n: u32, stride: u32, rows: u32, k: u32, inner: u32, pad0: u32, pad1: u32, pad2: u32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> g_in: array<f32>;
-@group(0) @binding(2) var<storage, read> index: array<i32>;
-@group(0) @binding(3) var<storage, read_write> dt_out: array<f32>;
-@compute @workgroup_size(${EW_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${LINEAR_ID}
-  if (i >= u.n) { return; }
+${indexSelectHeader('g_in', 'dt_out')}
   let inner = i % u.inner;
   let r = (i / u.inner) % u.rows;
   let o = i / (u.inner * u.rows);

@@ -19,6 +19,7 @@
  */
 import { PRELUDE, UNARY } from './elementwise.js';
 import { kernel, type Kernel } from './registry.js';
+import { storeBlock } from './store.js';
 
 export type MatmulVariant = 'generic' | 'vec4' | 'tiled';
 export type MatmulActivation = 'none' | 'relu' | 'silu' | 'gelu';
@@ -90,15 +91,9 @@ fn store4(acc: T, batch: u32, row: u32, col: u32) {
 }
 `;
 
-/**
- * Stores a block of accumulators (row-major, `perRow` vec4s per row) through a loop, so the
- * epilogue is compiled once rather than inlined per vec4: llvmpipe's compile time grows with it.
- */
-function storeBlock(accs: string[], perRow: number, row: string, col: string): string {
-  return `let accs = array<T, ${accs.length}>(${accs.join(', ')});
-  for (var i = 0u; i < ${accs.length}u; i++) {
-    store4(accs[i], batch, ${row} + i / ${perRow}u, ${col} + 4u * (i % ${perRow}u));
-  }`;
+/** Stores a row-major block of vec4 accumulators, `perRow` of them per row, through `store4`. */
+function storeMatmulBlock(accs: string[], perRow: number, row: string, col: string): string {
+  return storeBlock('T', accs, (acc, i) => `store4(${acc}, batch, ${row} + ${i} / ${perRow}u, ${col} + 4u * (${i} % ${perRow}u))`);
 }
 
 const header = (elem: 'f32' | 'vec4<f32>') => HEADER.replaceAll('ELEM', elem);
@@ -133,7 +128,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     c2 += a_in[ar.z + ka] * b;
     c3 += a_in[ar.w + ka] * b;
   }
-  ${storeBlock(['c0', 'c1', 'c2', 'c3'], 1, 'row0', 'col0')}
+  ${storeMatmulBlock(['c0', 'c1', 'c2', 'c3'], 1, 'row0', 'col0')}
 }`,
   }));
 }
@@ -202,7 +197,7 @@ export function matmulVec4Kernel(transA: boolean, transB: boolean, geometry: Mat
     for (const r of rows) for (const h of gn) emit(`  acc${r}_${h} += bm${h} * a${r};`);
   }
   emit('}');
-  emit(storeBlock(rows.flatMap((r) => gn.map((h) => `acc${r}_${h}`)), groupsN, 'row0', 'col0'));
+  emit(storeMatmulBlock(rows.flatMap((r) => gn.map((h) => `acc${r}_${h}`)), groupsN, 'row0', 'col0'));
   return kernel(name, () => ({
     ...MATMUL_BINDINGS,
     wgsl: `${header('vec4<f32>')}
@@ -276,7 +271,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
   }
-  ${storeBlock(['c0', 'c1', 'c2', 'c3'], 1, 'row0 + lid.y * 4u', 'col0 + lid.x * 4u')}
+  ${storeMatmulBlock(['c0', 'c1', 'c2', 'c3'], 1, 'row0 + lid.y * 4u', 'col0 + lid.x * 4u')}
 }`,
   }));
 }

@@ -1,5 +1,5 @@
 /** Stateless building blocks: sinusoidal timestep embeddings and losses. */
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../scope.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';

@@ -4,6 +4,9 @@
  */
 import {
   blockingName,
+  CONV_GENERAL_BLOCK,
+  CONV_WGRAD_GENERAL_BLOCK,
+  rowKernelsApply,
   convKernel,
   convRowBlockingFor,
   convRowBucket,
@@ -24,9 +27,9 @@ import {
   type ConvWeightGradRowShape,
   type Kernel,
 } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { runtime } from '../runtime/current.js';
-import { fmt } from '../shape.js';
+import { fmt, gcd } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { tunedVariant, type TuneTrial } from '../tune.js';
 import { randn } from './creation.js';
@@ -66,15 +69,6 @@ interface ConvGeometry {
   wo: number;
 }
 
-/*
- * Register blocks of the general kernels, measured on llvmpipe (Vulkan lavapipe and OpenGL
- * alike; see the kernels' comments). The row kernels, which serve stride-1 convs along x and their
- * input gradients, take theirs from the choice functions in @transfuse/kernels' conv_choice.ts.
- */
-const CONV_BLOCK: ConvBlocking = { tco: 8, tpx: 4, wg: 64 };
-const WGRAD_BLOCK: ConvWeightGradBlocking = { tco: 4, tci: 4, wg: 64 };
-/** Widest kernel the row kernels are unrolled for; wider ones use the general kernels. */
-const ROW_MAX_KW = 7;
 /**
  * The weight gradient reduces over batch and pixels; with fewer workgroups (row kernel) or
  * invocations (general kernel) than these, the batch is split into chunks whose partial sums are
@@ -127,12 +121,9 @@ function geometry(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions
   return { n, cin, h, w: wd, cout, kh, kw, groups, cig, cog: cout / groups, stride, padding, dilation, ho, wo };
 }
 
-/**
- * Taps and output pixels 1 apart along x: the row kernels apply. For kw = 1 they reuse nothing
- * and measured no faster, so 1x1 convs share the general kernels' pipelines instead of two more.
- */
+/** The row kernels serve this conv (see `rowKernelsApply`). */
 function rowAlongX(g: ConvGeometry): boolean {
-  return g.stride[1] === 1 && g.dilation[1] === 1 && g.kw >= 2 && g.kw <= ROW_MAX_KW;
+  return rowKernelsApply(g.stride[1], g.dilation[1], g.kw);
 }
 
 /** Workgroups for `invocations` pixel blocks along x (spilling into z) and `channelItems` along y. */
@@ -195,51 +186,53 @@ function rowBlocking(g: ConvGeometry, transposed: boolean): ConvBlocking {
 function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeometry, transposed: boolean, op: string, block?: ConvBlocking): void {
   const [outC, outH, outW, inC, inH, inW] = transposed ? [g.cin, g.h, g.w, g.cout, g.ho, g.wo] : [g.cout, g.ho, g.wo, g.cin, g.h, g.w];
   const [redC, outCg] = transposed ? [g.cog, g.cig] : [g.cig, g.cog];
-  const common = {
-    inH,
-    inW,
-    inHW: inH * inW,
-    redC,
-    outCg,
-    outC,
-    inC,
-    hasBias: bias ? 1 : 0,
-  };
-  const outputs = [out.storageFor(op)];
-  if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
-    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
+  // Packs the weights for blocks of `b.tco` output channels and dispatches `blocks` pixel blocks
+  // of `rowBlocks` per output row; `params` are the kernel's own uniforms.
+  const launch = (kern: Kernel, b: ConvBlocking, flip: boolean, rowBlocks: number, blocks: number, params: Record<string, number>) => {
+    const packed = packWeights(w, g, transposed, flip, b.tco, op);
     const chBlocks = Math.ceil(outCg / b.tco);
-    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
-    const packed = packWeights(w, g, transposed, transposed, b.tco, op);
-    const rowBlocks = Math.ceil(outW / b.tpx);
-    const blocks = g.n * outH * rowBlocks;
     const { workgroups, stride } = convGrid(blocks, b.wg, chBlocks * g.groups);
-    runtime().dispatch(convRowKernel(b), {
+    runtime().dispatch(kern, {
       op,
       params: {
-        ...common,
+        ...params,
+        inH,
+        inW,
+        inHW: inH * inW,
+        redC,
+        outCg,
+        outC,
+        inC,
+        outH,
+        outW,
+        kh: g.kh,
+        hasBias: bias ? 1 : 0,
         chBlocks,
         stride,
         rowBlocks,
         blocks,
-        outH,
-        outW,
-        kh: g.kh,
-        sAy: transposed ? 1 : g.stride[0],
-        dAy: g.dilation[0],
-        pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
-        pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
         quads: packed.quads,
         qStride: packed.qStride,
-        pad0: 0,
-        pad1: 0,
-        pad2: 0,
       },
       inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
-      outputs,
+      outputs: [out.storageFor(op)],
       workgroups,
     });
     packed.wp.dispose();
+  };
+  if (rowAlongX(g) && (!transposed || g.stride[0] === 1)) {
+    const b = { ...(block ?? rowBlocking(g, transposed)), kw: g.kw };
+    const rowBlocks = Math.ceil(outW / b.tpx);
+    // The input gradient of a stride-1 conv is a conv with flipped taps and padding (k − 1)·d − p.
+    launch(convRowKernel(b), b, transposed, rowBlocks, g.n * outH * rowBlocks, {
+      sAy: transposed ? 1 : g.stride[0],
+      dAy: g.dilation[0],
+      pAy: transposed ? (g.kh - 1) * g.dilation[0] - g.padding[0] : g.padding[0],
+      pAx: transposed ? g.kw - 1 - g.padding[1] : g.padding[1],
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    });
     return;
   }
   // The input gradient of a strided conv is a transposed conv: output pixels of one phase
@@ -248,52 +241,25 @@ function runConv(src: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, g: Co
     ? [[1, 1], g.dilation.map((d) => -d), g.padding.map((p) => -p), g.stride]
     : [g.stride, g.dilation, g.padding, [1, 1]];
   const qH = Math.ceil(outH / sB[0]);
-  const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_BLOCK.tpx);
-  const blocks = sB[0] * sB[1] * g.n * qH * rowBlocks;
-  const chBlocks = Math.ceil(outCg / CONV_BLOCK.tco);
-  const packed = packWeights(w, g, transposed, false, CONV_BLOCK.tco, op);
-  const { workgroups, stride } = convGrid(blocks, CONV_BLOCK.wg, chBlocks * g.groups);
-  runtime().dispatch(convKernel(CONV_BLOCK), {
-    op,
-    params: {
-      ...common,
-      chBlocks,
-      stride,
-      rowBlocks,
-      blocks,
-      qH,
-      batch: g.n,
-      outH,
-      outW,
-      kh: g.kh,
-      kw: g.kw,
-      // Taps ky with (oy·sA + ky·dA − pA) divisible by sB recur every sB / gcd(dA, sB).
-      kyStep: sB[0] / gcd(dA[0], sB[0]),
-      kxStep: sB[1] / gcd(dA[1], sB[1]),
-      sAy: sA[0],
-      sAx: sA[1],
-      dAy: dA[0],
-      dAx: dA[1],
-      pAy: pA[0],
-      pAx: pA[1],
-      sBy: sB[0],
-      sBx: sB[1],
-      quads: packed.quads,
-      qStride: packed.qStride,
-      pad0: 0,
-      pad1: 0,
-    },
-    inputs: [src.storageFor(op), packed.wp.storageFor(op), (bias ?? packed.wp).storageFor(op)],
-    outputs,
-    workgroups,
+  const rowBlocks = Math.ceil(Math.ceil(outW / sB[1]) / CONV_GENERAL_BLOCK.tpx);
+  launch(convKernel(CONV_GENERAL_BLOCK), CONV_GENERAL_BLOCK, false, rowBlocks, sB[0] * sB[1] * g.n * qH * rowBlocks, {
+    qH,
+    batch: g.n,
+    kw: g.kw,
+    // Taps ky with (oy·sA + ky·dA − pA) divisible by sB recur every sB / gcd(dA, sB).
+    kyStep: sB[0] / gcd(dA[0], sB[0]),
+    kxStep: sB[1] / gcd(dA[1], sB[1]),
+    sAy: sA[0],
+    sAx: sA[1],
+    dAy: dA[0],
+    dAx: dA[1],
+    pAy: pA[0],
+    pAx: pA[1],
+    sBy: sB[0],
+    sBx: sB[1],
+    pad0: 0,
+    pad1: 0,
   });
-  packed.wp.dispose();
-}
-
-function gcd(a: number, b: number): number {
-  a = Math.abs(a);
-  while (b) [a, b] = [b, a % b];
-  return a;
 }
 
 /** Batch items per chunk, and chunks, so that at least `minItems` work items (of `perSplit` per chunk) run. */
@@ -357,9 +323,9 @@ function weightGrad(x: Tensor, dy: Tensor, g: ConvGeometry, wShape: readonly num
     workgroups = [Math.ceil(lanes / b.wg), coBlocks * g.groups, splits];
     params = { ...common, lanes, coBlocks, kh: g.kh, nPerSplit: split.nPerSplit, groups: g.groups, quads, pad0: 0, pad1: 0, pad2: 0 };
   } else {
-    k = convWeightGradKernel(WGRAD_BLOCK);
-    const coBlocks = Math.ceil(g.cog / WGRAD_BLOCK.tco);
-    const ciBlocks = Math.ceil(g.cig / WGRAD_BLOCK.tci);
+    k = convWeightGradKernel(CONV_WGRAD_GENERAL_BLOCK);
+    const coBlocks = Math.ceil(g.cog / CONV_WGRAD_GENERAL_BLOCK.tco);
+    const ciBlocks = Math.ceil(g.cig / CONV_WGRAD_GENERAL_BLOCK.tci);
     const perSplit = coBlocks * ciBlocks * kk * g.groups;
     const split = batchSplit(g.n, perSplit, WGRAD_MIN_INVOCATIONS);
     splits = split.splits;

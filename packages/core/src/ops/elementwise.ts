@@ -1,6 +1,6 @@
 /** Elementwise ops with NumPy broadcasting, scalars, and their backward rules. */
 import { binaryKernel, MAX_RANK, unaryKernel, whereKernel, type BinaryOp, type UnaryOp } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { broadcastShapes, broadcastStrides, collapse, fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';

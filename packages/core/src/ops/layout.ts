@@ -11,7 +11,7 @@ import {
   MAX_RANK,
   scatterStridedKernel,
 } from '@transfuse/kernels';
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd/tape.js';
 import { keep } from '../scope.js';
 import { collapse, fmt, normAxes, normAxis, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { Tensor, type DType } from '../tensor.js';

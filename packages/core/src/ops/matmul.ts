@@ -19,7 +19,7 @@ import {
   type MatmulGeometry,
   type MatmulVariant,
 } from '@transfuse/kernels';
-import { isGradEnabled, noGrad, record } from '../autograd.js';
+import { isGradEnabled, noGrad, record } from '../autograd/tape.js';
 import { tidy } from '../scope.js';
 import { isSoftwareAdapter } from '../device.js';
 import { runtime } from '../runtime/current.js';

@@ -1,10 +1,12 @@
 /** Fused group normalisation (forward and backward kernels) with a per-channel affine transform. */
-import { groupNormBackwardAffineKernel, groupNormBackwardInputKernel, groupNormForwardKernel } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { groupNormBackwardKernel, groupNormForwardKernel } from '@transfuse/kernels';
+import { record } from '../autograd/tape.js';
 import { runtime } from '../runtime/current.js';
 import { fmt, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { full, zeros } from './creation.js';
+import { gatherStrided } from './layout.js';
+import { sum } from './sum.js';
 import { empty, expectTensors, rowLaunch } from './util.js';
 
 /**
@@ -58,28 +60,26 @@ export function groupNorm(
   });
   const out = record(op, [x, gamma, beta], y, (gy, [sx, sstats, sgamma, sbeta], need) => {
     const back = `${op} (backward)`;
-    let dx: Tensor | null = null;
-    if (need[0]) {
-      dx = empty(x.shape, 'float32', back);
-      rt.dispatch(groupNormBackwardInputKernel(mode), {
-        op: back,
-        params: { ...common, affine: affine ? 1 : 0, silu },
-        inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sbeta.storageFor(back), sstats.storageFor(back)],
-        outputs: [dx.storageFor(back)],
-        workgroups: g.workgroups,
-      });
-    }
-    if (!(need[1] || need[2])) return [dx, null, null];
-    const dw = empty([c], 'float32', back);
-    const db = empty([c], 'float32', back);
-    rt.dispatch(groupNormBackwardAffineKernel(), {
+    // One pass gives dx and the per-sample sums of dγ, dβ; the batch sum of those is small.
+    const dx = empty(x.shape, 'float32', back);
+    const partial = empty([n, 2 * c], 'float32', back);
+    rt.dispatch(groupNormBackwardKernel(mode), {
       op: back,
-      params: { batch: n, channels: c, spatial, channelsPerGroup: c / numGroups, groups: numGroups, affine: affine ? 1 : 0, silu, pad: 0 },
+      params: { ...common, affine: affine ? 1 : 0, silu },
       inputs: [sx.storageFor(back), gy.storageFor(back), sgamma.storageFor(back), sbeta.storageFor(back), sstats.storageFor(back)],
-      outputs: [dw.storageFor(back), db.storageFor(back)],
-      workgroups: [c],
+      outputs: [dx.storageFor(back), partial.storageFor(back)],
+      workgroups: g.workgroups,
     });
-    return [dx, need[1] ? dw : null, need[2] ? db : null];
+    let [dw, db]: (Tensor | null)[] = [null, null];
+    if (need[1] || need[2]) {
+      const sums = sum(partial, 0);
+      dw = need[1] ? gatherStrided(sums, [c], [1], 0, back) : null;
+      db = need[2] ? gatherStrided(sums, [c], [1], c, back) : null;
+      sums.dispose();
+    }
+    partial.dispose();
+    if (!need[0]) dx.dispose();
+    return [need[0] ? dx : null, dw, db];
   }, [x, stats, gamma, beta]);
   stats.dispose();
   if (!weight) gamma.dispose();

@@ -3,7 +3,7 @@
  * (see @transfuse/kernels' pool.ts), with their backward rules.
  */
 import { poolSpreadKernel, poolSumKernel, type Kernel } from '@transfuse/kernels';
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { fmt } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { empty, expectTensors, run1d } from './util.js';

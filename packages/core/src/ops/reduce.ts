@@ -1,6 +1,6 @@
 /** Reductions along any axes (keepdims optional), softmax family, and their backward rules. */
 import { softmaxBackwardKernel, softmaxKernel, type RowMode } from '@transfuse/kernels';
-import { noGrad, record } from '../autograd.js';
+import { noGrad, record } from '../autograd/tape.js';
 import { tidy } from '../scope.js';
 import { runtime } from '../runtime/current.js';
 import { fmt, normAxes, normAxis, sizeOf } from '../shape.js';

@@ -1,6 +1,6 @@
 /** Runs a reduction kernel over any axes (keepdims optional), without autograd: the launcher behind sum and reduce.ts. */
 import { grid, reduceColsKernel, reduceRowsKernel, type ReduceOp } from '@transfuse/kernels';
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../autograd/tape.js';
 import { runtime } from '../runtime/current.js';
 import { normAxes, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';

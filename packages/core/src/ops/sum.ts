@@ -1,5 +1,5 @@
 /** Sum and its adjoint, broadcasting (expand): each one's backward is the other. */
-import { record } from '../autograd.js';
+import { record } from '../autograd/tape.js';
 import { tidy } from '../scope.js';
 import { fmt, stridesOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';

@@ -1,6 +1,6 @@
 /** Gradient clipping by the global L2 norm, entirely on the GPU (no readback). */
 import { clipScaleKernel } from '@transfuse/kernels';
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../autograd/tape.js';
 import { keep, tidy } from '../scope.js';
 import type { Tensor } from '../tensor.js';
 import { concat, reshape, sqrt, square, sum, zeros } from '../ops/index.js';

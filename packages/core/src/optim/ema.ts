@@ -8,6 +8,7 @@ import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { run1d } from '../ops/util.js';
 import { cloneOf, copyInto } from '../ops/layout.js';
+import { checkOptionKeys } from '../options.js';
 import type { Module, StateEntry } from '../nn/module.js';
 
 /** A decay, or a function of the number of updates made before this one (0, 1, ...). */
@@ -31,6 +32,7 @@ export class EMA {
     model: Module,
     readonly opts: { decay?: EmaDecay } = {},
   ) {
+    checkOptionKeys('EMA', opts, ['decay']);
     this.tracked = model.namedParameters().filter(([, p]) => p.requiresGrad);
     for (const [name, p] of this.tracked) this.shadow.set(name, cloneOf(p, 'EMA'));
   }

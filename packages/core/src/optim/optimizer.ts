@@ -4,7 +4,7 @@
  * dispatch (packages/kernels/src/optim.ts), in place; parameters that are frozen
  * (requiresGrad = false) or have no gradient are skipped and get no state.
  */
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../autograd/tape.js';
 import { keep } from '../scope.js';
 import { runtime } from '../runtime/current.js';
 import { fmt } from '../shape.js';

@@ -3,6 +3,8 @@
  * base learning rate (Hugging Face's LambdaLR convention; use `optimizer.setLrFactor(f(step))`
  * before update `step`, counting from 0).
  */
+import { checkOptionKeys } from '../options.js';
+
 export type LrSchedule = (step: number) => number;
 
 function nonNegativeInt(name: string, what: string, v: number): void {
@@ -25,6 +27,7 @@ export function linearWarmup(warmupSteps: number): LrSchedule {
  * get_cosine_schedule_with_warmup with half a cycle, plus a floor.
  */
 export function cosineWithWarmup(warmupSteps: number, totalSteps: number, opts: { minFactor?: number } = {}): LrSchedule {
+  checkOptionKeys('cosineWithWarmup', opts, ['minFactor']);
   nonNegativeInt('cosineWithWarmup', 'warmupSteps', warmupSteps);
   nonNegativeInt('cosineWithWarmup', 'totalSteps', totalSteps);
   if (totalSteps < warmupSteps) throw new Error(`cosineWithWarmup: totalSteps ${totalSteps} is shorter than warmupSteps ${warmupSteps}`);

@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import type { NamedArray } from '../io/safetensors.js';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors, syncDirectory } from '../io/safetensors_file.js';
 import { fmt } from '../shape.js';
+import { checkOptionKeys } from '../options.js';
 import type { CheckpointingOptions, TrainerState, TrainingCheckpointer } from './checkpointing.js';
 import type { Tensor } from '../tensor.js';
 import type { Module } from '../nn/module.js';
@@ -84,6 +85,7 @@ function paramNames(model: Module): Map<Tensor, string> {
 /** Writes `dir`/model.safetensors and `dir`/training_state.safetensors (creating `dir`). */
 export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
   const op = 'saveCheckpoint';
+  checkOptionKeys(op, c, ['model', 'optimizer', 'ema', 'best', 'step', 'extra']);
   if (!Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`${op}: step must be a non-negative integer, got ${c.step}`);
   const names = paramNames(c.model);
   const modelTensors = new Map<string, NamedArray>();
@@ -119,11 +121,12 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   }
   if (c.best) {
     const sd = c.best.stateDict();
-    const params = sd.copies ? c.best.tracked.map((p, i) => {
+    const nameOf = (p: Tensor, i: number): string => {
       const name = names.get(p);
       if (name === undefined) throw new Error(`${op}: early stopping's parameter ${i} ${fmt(p.shape)} is not a parameter of the model`);
       return name;
-    }) : null;
+    };
+    const params = sd.copies ? c.best.tracked.map(nameOf) : null;
     for (const [i, t] of (sd.copies ?? []).entries()) state.set(`best.${params![i]}`, await f32Array(t));
     const meta: BestMeta = { best: sd.copies ? sd.best : null, bestStep: sd.bestStep, sinceBest: sd.sinceBest, params };
     metadata[BEST_KEY] = JSON.stringify(meta);
@@ -174,6 +177,7 @@ export interface LoadCheckpointOptions {
  */
 export function loadCheckpoint(dir: string, target: LoadCheckpointOptions): { step: number; extra: unknown } {
   const op = 'loadCheckpoint';
+  checkOptionKeys(op, target, ['model', 'optimizer', 'ema', 'best', 'strict']);
   const status = inspect(dir);
   if (!status.ok) throw new Error(`${op}: ${status.why}`);
   const model = loadSafetensors(join(dir, MODEL_FILE));
@@ -332,8 +336,7 @@ export class TrainingCheckpoints implements TrainingCheckpointer {
     private readonly o: CheckpointingOptions,
     private readonly contents: Omit<CheckpointContents, 'step' | 'extra'>,
   ) {
-    const unknown = Object.keys(o).filter((k) => !CHECKPOINTING_KEYS.includes(k));
-    if (unknown.length) throw new Error(`${trainer}: unknown checkpoint option(s) ${unknown.join(', ')} (known: ${CHECKPOINTING_KEYS.join(', ')})`);
+    checkOptionKeys(`${trainer}: checkpoint`, o, CHECKPOINTING_KEYS);
     if (typeof o.dir !== 'string' || !o.dir) throw new Error(`${trainer}: checkpoint.dir must name a folder`);
     this.every = o.every ?? 200;
     this.keep = o.keep ?? 3;

@@ -1,6 +1,7 @@
 import { runtime } from '../runtime/current.js';
 import type { Tensor } from '../tensor.js';
 import { ProgressBar } from './progress.js';
+import { checkOptionKeys } from '../options.js';
 
 export interface LossLogOptions {
   /** Steps the loop will run (the progress bar's total). */
@@ -31,6 +32,7 @@ export class LossLog {
     private readonly trainer: string,
     private readonly o: LossLogOptions,
   ) {
+    checkOptionKeys(`${trainer} (LossLog)`, o, ['steps', 'logEvery', 'label', 'name', 'hint', 'onLog']);
     this.logEvery = o.logEvery ?? 50;
     if (!(this.logEvery >= 1)) throw new Error(`${trainer}: logEvery must be at least 1, got ${this.logEvery}`);
     this.bar = o.label === null ? null : new ProgressBar(o.steps, { label: o.label });

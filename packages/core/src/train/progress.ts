@@ -5,6 +5,7 @@
  * Without a `stream` it writes to process.stderr in Node and to the console in a browser; any
  * `{ write(text) }` object (a callback) can take the lines instead, e.g. to update a page.
  */
+import { checkOptionKeys } from '../options.js';
 
 export interface ProgressStream {
   write(text: string): unknown;
@@ -72,6 +73,7 @@ export class ProgressBar {
     readonly total: number,
     private readonly opts: ProgressOptions = {},
   ) {
+    checkOptionKeys('ProgressBar', opts, ['label', 'stream', 'tty', 'everyFraction', 'everySeconds', 'now']);
     if (!Number.isInteger(total) || total < 1) throw new Error(`ProgressBar: total must be a positive integer, got ${total}`);
     this.stream = opts.stream ?? defaultStream();
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);

@@ -7,7 +7,7 @@
  * convention of the paper's ReLU network classes: f "2-layer, 128 hidden" is
  * Linear(in, 128) → ReLU → Linear(128, d_x).
  */
-import { add, concat, deriveSeed, exp, Linear, linear, Module, ModuleList, mul, reshape, rsub, sigmoid, sqrt, tidy, timestepEmbedding, div, type Tensor } from '@transfuse/core';
+import { add, checkOptionKeys, concat, deriveSeed, exp, Linear, linear, Module, ModuleList, mul, reshape, rsub, sigmoid, sqrt, tidy, timestepEmbedding, div, type Tensor } from '@transfuse/core';
 import type { Prediction } from './sampler.js';
 
 export type MlpActivation = 'relu' | 'silu';
@@ -68,6 +68,7 @@ export class ConditionEncoder extends Module {
 
   constructor(config: ConditionEncoderConfig) {
     super();
+    checkOptionKeys('ConditionEncoder', config, ['inFeatures', 'outFeatures', 'hidden', 'depth', 'activation', 'output', 'seed']);
     this.config = config;
     this.mlp = new FixedWidthMlp(config.inFeatures, config.hidden, config.outFeatures, config.depth ?? 5, config.activation ?? 'relu', config.seed);
   }
@@ -127,6 +128,7 @@ export class MlpScoreNet extends Module {
 
   constructor(config: MlpScoreNetConfig) {
     super();
+    checkOptionKeys('MlpScoreNet', config, ['dataDim', 'condDim', 'hidden', 'depth', 'timeDim', 'tMax', 'activation', 'prediction', 'dataStd', 'seed']);
     this.config = { depth: 2, timeDim: 16, activation: 'relu', prediction: 'epsilon', dataStd: 0.5, ...config };
     const c = this.config;
     if (!(c.tMax > 0)) throw new Error(`MlpScoreNet: tMax must be > 0, got ${c.tMax}`);

@@ -4,7 +4,7 @@
  * Discrete DDPM: x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε, t = 0..T-1, ᾱ_t = Π_{s<=t} (1 - β_s).
  * Continuous VP / Ornstein–Uhlenbeck (Cheng et al.): α_t = e^{-t}, σ_t² = 1 - e^{-2t}.
  */
-import { tensor, type Tensor, tidy, add, mul, indexSelect, reshape } from '@transfuse/core';
+import { checkOptionKeys, tensor, type Tensor, tidy, add, mul, indexSelect, reshape } from '@transfuse/core';
 
 export type BetaSchedule = 'linear' | 'cosine';
 
@@ -26,6 +26,7 @@ export class NoiseSchedule {
   #tables: { sqrtAb: Tensor; sqrt1mAb: Tensor } | null = null;
 
   constructor(config: ScheduleConfig = {}) {
+    checkOptionKeys('NoiseSchedule', config, ['steps', 'schedule', 'betaStart', 'betaEnd']);
     const c = (this.config = { steps: 1000, schedule: 'linear', betaStart: 1e-4, betaEnd: 0.02, ...config } as Required<ScheduleConfig>);
     if (!Number.isInteger(c.steps) || c.steps < 2) throw new Error(`NoiseSchedule: steps must be an integer >= 2, got ${c.steps}`);
     this.steps = c.steps;

@@ -105,6 +105,7 @@ export interface TrainResult {
  * only through the weights.
  */
 export async function validationLoss(model: UNet2D, schedule: NoiseSchedule, set: ImageSet, o: { seed?: number; repeats?: number; prediction?: Prediction; batchSize?: number } = {}): Promise<number> {
+  checkOptionKeys('validationLoss', o, ['seed', 'repeats', 'prediction', 'batchSize']);
   const repeats = o.repeats ?? 4;
   const total = set.n * repeats;
   const d = set.channels * set.height * set.width;
@@ -221,23 +222,25 @@ export interface SampleOptions extends SamplerOptions {
  * [n, C, H, W] in [-1, 1]. Each batch gets its own derived seed.
  */
 export async function sampleImages(model: UNet2D, schedule: NoiseSchedule, count: { n: number; labels?: Int32Array }, o: SampleOptions = {}): Promise<Float32Array> {
+  checkOptionKeys('sampleImages', o, ['sampler', 'steps', 'eta', 'clipSample', 'prediction', 'seed', 'batchSize', 'label']);
+  const { batchSize: perBatch, label, ...sampling } = o;
   const c = model.config;
   const size = c.sampleSize;
   const d = c.outChannels * size * size;
   const out = new Float32Array(count.n * d);
-  const batchSize = o.batchSize ?? 256;
+  const batchSize = perBatch ?? 256;
   const seed = o.seed ?? 0;
   const batchesTotal = Math.ceil(count.n / batchSize);
   let bar: ProgressBar | undefined;
   for (let start = 0, k = 0; start < count.n; start += batchSize, k++) {
     const b = Math.min(batchSize, count.n - start);
     const labels = count.labels ? tensor(count.labels.slice(start, start + b)) : undefined;
-    const steps = reverseProcess(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...o, seed: deriveSeed(seed, k) });
+    const steps = reverseProcess(schedule, (xt, t) => model.forward(xt, t, labels), [b, c.inChannels, size, size], { ...sampling, seed: deriveSeed(seed, k) });
     let r = steps.next();
     for (; !r.done; r = steps.next()) {
       const [i, total] = r.value;
-      if (o.label) {
-        bar ??= new ProgressBar(total * batchesTotal, { label: o.label });
+      if (label) {
+        bar ??= new ProgressBar(total * batchesTotal, { label });
         bar.update(k * total + i);
       }
       // Lets the GPU catch up, so the bar shows work done rather than work recorded.

@@ -8,6 +8,7 @@
 import {
   add,
   cast,
+  checkOptionKeys,
   concat,
   Conv2d,
   deriveSeed,
@@ -27,6 +28,8 @@ import {
   Upsample2d,
   type Tensor,
 } from '@transfuse/core';
+
+const UNET_CONFIG_KEYS = ['sampleSize', 'inChannels', 'outChannels', 'blockOutChannels', 'layersPerBlock', 'normNumGroups', 'attentionLevels', 'attentionHeadDim', 'dropout', 'numClassEmbeds', 'seed'];
 
 export interface UNet2DConfig {
   /** Image height and width; must be divisible by 2^(levels - 1). */
@@ -149,6 +152,7 @@ export class UNet2D extends Module {
 
   constructor(config: UNet2DConfig) {
     super();
+    checkOptionKeys('UNet2D', config, UNET_CONFIG_KEYS);
     const c = (this.config = {
       inChannels: 1,
       outChannels: 1,

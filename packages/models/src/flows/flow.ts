@@ -7,6 +7,7 @@
 import {
   add,
   cast,
+  checkOptionKeys,
   concat,
   deriveSeed,
   Embedding,
@@ -115,6 +116,8 @@ export interface FlowCondition {
   task?: Tensor;
 }
 
+const FLOW_CONFIG_KEYS = ['dim', 'coupling', 'layers', 'hidden', 'mask', 'image', 'scaleBound', 'permutation', 'actnorm', 'finalScaling', 'condition', 'base', 'logitAlpha', 'seed'];
+
 export interface FlowConfig {
   dim: number;
   coupling: 'affine' | 'additive';
@@ -176,6 +179,7 @@ export class Flow extends Module {
 
   constructor(readonly config: FlowConfig) {
     super();
+    checkOptionKeys('Flow', config, FLOW_CONFIG_KEYS);
     const c = config;
     if (!Number.isInteger(c.dim) || c.dim < 2) throw new Error(`Flow: dim must be an integer >= 2, got ${c.dim}`);
     if (!Number.isInteger(c.layers) || c.layers < 1) throw new Error(`Flow: layers must be a positive integer, got ${c.layers}`);

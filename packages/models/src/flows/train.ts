@@ -198,6 +198,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
 
 /** Per-row log p(x | cond) in nats, on the CPU (image data: of the dequantized (0, 1) values). */
 export async function flowLogProb(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number } = {}): Promise<Float64Array> {
+  checkOptionKeys('flowLogProb', o, ['batchSize', 'seed']);
   checkData(flow, data, 'flowLogProb');
   const bs = o.batchSize ?? 512;
   const out = new Float64Array(data.n);
@@ -221,6 +222,7 @@ export interface FlowEval {
 
 /** Mean NLL of a data set in nats/dim and bits/dim (one readback per batch). */
 export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?: number; seed?: number; /** progress bar label (default none) */ label?: string } = {}): Promise<FlowEval> {
+  checkOptionKeys('evalBitsPerDim', o, ['batchSize', 'seed', 'label']);
   checkData(flow, data, 'evalBitsPerDim');
   const bs = o.batchSize ?? 512;
   let total = noGrad(() => tensor(new Float32Array(1), [1]));
@@ -252,6 +254,7 @@ export async function evalBitsPerDim(flow: Flow, data: FlowData, o: { batchSize?
  * in [-1, 1], clamped (default: only flows with a logit transform, whose outputs are in (0, 1)).
  */
 export async function sampleFlow(flow: Flow, n: number, o: { seed?: number; labels?: Int32Array; task?: Float32Array; batchSize?: number; images?: boolean } = {}): Promise<Float32Array> {
+  checkOptionKeys('sampleFlow', o, ['seed', 'labels', 'task', 'batchSize', 'images']);
   if (!!flow.config.condition !== !!o.labels) throw new Error(`sampleFlow: ${flow.config.condition ? 'a conditional flow needs labels' : 'an unconditional flow takes no labels'}`);
   if (o.labels && o.labels.length !== n) throw new Error(`sampleFlow: ${o.labels.length} labels for ${n} samples`);
   const d = flow.dim;

@@ -12,16 +12,12 @@
  *   L x L assignment. It is not the default: the replicated matrix is full of ties and L grows
  *   fast (45 vs 34 points in 1-D, L = 1530: 1.5 s, against 5 ms for the simplex).
  */
+import { gcd } from '@transfuse/core';
 import { createRng } from '../data/prng.js';
 import { checkCostMatrix, solveAssignment } from './assignment.js';
 import { solveTransport } from './transport.js';
 
 export type PointSet = Float64Array | Float32Array;
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return a;
-}
 
 export type W1Method = 'auto' | 'assignment' | 'replicate' | 'transport';
 

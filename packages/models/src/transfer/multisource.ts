@@ -21,6 +21,7 @@
 import {
   Adam,
   add,
+  checkOptionKeys,
   clipGradNorm,
   cosineWithWarmup,
   deriveSeed,
@@ -83,6 +84,8 @@ export interface ConditionalTrainOptions extends VpTimes {
   checkpoint?: CheckpointingOptions;
 }
 
+const CONDITIONAL_TRAIN_KEYS = ['tMin', 'tMax', 'steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'clipNorm', 'seed', 'logEvery', 'onLog', 'label', 'onBatch', 'checkpoint'];
+
 export interface ConditionalTrainResult {
   /** (step, loss) pairs, the loss averaged over tasks. */
   losses: [number, number][];
@@ -114,6 +117,7 @@ export async function encode(encoder: ConditionEncoder, y: Float32Array, n: numb
  * is frozen (no parameter requires grad), in which case h(y) is precomputed once.
  */
 export async function trainConditional(tasks: VectorTask[], heads: MlpScoreNet[], encoder: ConditionEncoder, o: ConditionalTrainOptions): Promise<ConditionalTrainResult> {
+  checkOptionKeys('trainConditional', o, CONDITIONAL_TRAIN_KEYS);
   if (tasks.length === 0 || tasks.length !== heads.length) throw new Error(`training: ${tasks.length} tasks for ${heads.length} heads (need one head per task, at least one)`);
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`training: steps must be a positive integer, got ${o.steps}`);
   const { tMin, tMax } = times(o);
@@ -221,19 +225,22 @@ export interface PretrainOptions extends ConditionalTrainOptions {
 }
 
 /** Step 1: K heads and the shared encoder trained jointly (loss averaged over the K tasks). */
-export function pretrainMultiSource(tasks: VectorTask[], o: PretrainOptions): Promise<ConditionalTrainResult> {
-  if (o.encoder.trainableParameters().length === 0) throw new Error('pretrainMultiSource: the encoder is frozen; pre-training learns it');
-  return trainConditional(tasks, o.heads, o.encoder, o);
+export async function pretrainMultiSource(tasks: VectorTask[], o: PretrainOptions): Promise<ConditionalTrainResult> {
+  const { heads, encoder, ...train } = o;
+  checkOptionKeys('pretrainMultiSource', o, [...CONDITIONAL_TRAIN_KEYS, 'heads', 'encoder']);
+  if (encoder.trainableParameters().length === 0) throw new Error('pretrainMultiSource: the encoder is frozen; pre-training learns it');
+  return trainConditional(tasks, heads, encoder, train);
 }
 
 /** Step 2: freezes the encoder (for good) and trains the new head f_0 on the target pairs. */
-export function fineTuneHead(encoder: ConditionEncoder, head: MlpScoreNet, target: VectorTask, o: ConditionalTrainOptions): Promise<ConditionalTrainResult> {
+export async function fineTuneHead(encoder: ConditionEncoder, head: MlpScoreNet, target: VectorTask, o: ConditionalTrainOptions): Promise<ConditionalTrainResult> {
+  checkOptionKeys('fineTuneHead', o, CONDITIONAL_TRAIN_KEYS); // before the encoder is frozen for good
   encoder.freeze();
   return trainConditional([target], [head], encoder, o);
 }
 
 /** Step 3, the baseline: a fresh encoder and head trained together on the same target pairs. */
-export function trainFromScratch(encoder: ConditionEncoder, head: MlpScoreNet, target: VectorTask, o: ConditionalTrainOptions): Promise<ConditionalTrainResult> {
+export async function trainFromScratch(encoder: ConditionEncoder, head: MlpScoreNet, target: VectorTask, o: ConditionalTrainOptions): Promise<ConditionalTrainResult> {
   if (encoder.trainableParameters().length === 0) throw new Error('trainFromScratch: the encoder is frozen; the baseline trains it');
   return trainConditional([target], [head], encoder, o);
 }
@@ -260,7 +267,10 @@ export function reverseTimes(steps: number, o: VpTimes = {}): number[] {
  * [B, d_x]. Each step: x̂0 = (x - σ_t ε̂)/α_t, then x_s = α_s x̂0 + √(σ_s² - c²) ε̂ + c z with
  * c = eta · the DDPM posterior std of q(x_s | x_t, x̂0).
  */
+const SAMPLE_KEYS = ['tMin', 'tMax', 'steps', 'eta', 'clip', 'seed'];
+
 export function sampleConditional(head: MlpScoreNet, w: Tensor, o: ConditionalSampleOptions = {}): Tensor {
+  checkOptionKeys('sampleConditional', o, SAMPLE_KEYS);
   const ts = reverseTimes(o.steps ?? 50, o);
   const eta = o.eta ?? 1;
   if (!(eta >= 0 && eta <= 1)) throw new Error(`sampler: eta must be in [0, 1], got ${eta}`);
@@ -300,11 +310,13 @@ export interface PosteriorEstimate {
 
 /** E[x | y] estimated by averaging S conditional samples for each of the n rows of y. */
 export async function posteriorMean(head: MlpScoreNet, encoder: ConditionEncoder, y: Float32Array, n: number, o: PosteriorOptions = {}): Promise<PosteriorEstimate> {
-  const S = o.samples ?? 16;
+  checkOptionKeys('posteriorMean', o, [...SAMPLE_KEYS, 'samples', 'batchSize']);
+  const { samples, batchSize, ...sampling } = o;
+  const S = samples ?? 16;
   const d = head.config.dataDim;
   const dy = encoder.config.inFeatures;
   if (y.length !== n * dy) throw new Error(`posteriorMean: expected y [${n}, ${dy}], got ${y.length} values`);
-  const perBatch = Math.max(1, Math.floor((o.batchSize ?? 1024) / S));
+  const perBatch = Math.max(1, Math.floor((batchSize ?? 1024) / S));
   const w = await encode(encoder, y, n);
   const dw = encoder.config.outFeatures;
   const meanOut = new Float32Array(n * d);
@@ -315,7 +327,7 @@ export async function posteriorMean(head: MlpScoreNet, encoder: ConditionEncoder
     const rep = new Float32Array(m * S * dw);
     for (let i = 0; i < m; i++) for (let s = 0; s < S; s++) rep.set(w.subarray((start + i) * dw, (start + i + 1) * dw), (i * S + s) * dw);
     const wt = tensor(rep, [m * S, dw]);
-    const x = sampleConditional(head, wt, { ...o, seed: deriveSeed(o.seed ?? 0, k) });
+    const x = sampleConditional(head, wt, { ...sampling, seed: deriveSeed(o.seed ?? 0, k) });
     const v = (await x.data()) as Float32Array;
     x.dispose();
     wt.dispose();

@@ -7,7 +7,7 @@
  * that consume it), so a graph that is never back-propagated frees its saved buffers as soon as
  * its tensors are disposed.
  */
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../tensor.js';
 
 type Edge = { leaf: Tensor; node: null } | { leaf: null; node: GradNode } | null;
 /** Gradients of the inputs from the output's; `needs[i]` says whether input i wants one (else return null). */

@@ -2,11 +2,11 @@
  * The backward pass: walks the GradNodes behind a tensor once, in reverse topological order, and
  * accumulates into the leaves' `.grad`.
  */
-import { noGrad, type GradNode } from './autograd.js';
-import { add } from './ops/elementwise.js';
-import { onesLike } from './ops/creation.js';
-import { keep, tidy } from './scope.js';
-import type { Tensor } from './tensor.js';
+import { noGrad, type GradNode } from './tape.js';
+import { add } from '../ops/elementwise.js';
+import { onesLike } from '../ops/creation.js';
+import { keep, tidy } from '../scope.js';
+import type { Tensor } from '../tensor.js';
 
 export interface BackwardOptions {
   /** Gradient of the output; default 1 for a single-element output. */
