@@ -4,6 +4,7 @@
  * command line is checked before any data is read or the GPU is started, and a bad one exits
  * with code 2 and one line naming the flag, the value and what is allowed.
  */
+import { existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { init, runtime, shutdown } from '@transfuse/core';
 import { command, DATA_FLAG, flagsHelp, parseFlags, UsageError, type Command } from './cli/flags.js';
@@ -13,20 +14,53 @@ import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import { FAMILIES, type Family } from './experiments/families.js';
 import { flowEval, flowSample, flowTrain } from './flows/cli.js';
 import { transferCli } from './experiments/transfer-cli.js';
+import { QUEUE_EXPERIMENTS, type QueueExperiment } from './queue/cell-job.js';
+import { parseRedisUrl } from './queue/redis-url.js';
 
 const EXPERIMENT_PRESETS = [...new Set(Object.values(EXPERIMENTS).flatMap((e) => e.presets))];
 
-async function experiment(name: string, preset: string, v: { out?: string; data?: string; ns?: number[]; families?: string[] }, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
+interface ExperimentFlags {
+  out?: string;
+  data?: string;
+  ns?: number[];
+  families?: string[];
+  seeds?: number[];
+  nt?: string;
+  queue?: string;
+  status?: boolean;
+  requeue?: boolean;
+}
+
+async function experiment(name: string, preset: string, v: ExperimentFlags, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
   const e = EXPERIMENTS[name];
   if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
-  if ((v.ns || v.families) && !e.takesOverrides) throw new UsageError(`experiment ${name}: --ns and --families apply to the mnist-usps experiments only`);
+  if ((v.ns || v.families || v.seeds || v.nt) && !e.takesOverrides) throw new UsageError(`experiment ${name}: --ns, --families, --seeds and --nt apply to the mnist-usps experiments only`);
+  const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt };
+  if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
+  if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
   const dataDir = resolveDataDir(v.data);
+  if (v.queue) {
+    if (!(QUEUE_EXPERIMENTS as readonly string[]).includes(name)) throw new UsageError(`experiment ${name}: --queue runs the transfer experiments (${QUEUE_EXPERIMENTS.join(', ')}), not '${name}'`);
+    const connection = parseRedisUrl(`experiment ${name}`, v.queue);
+    // The queue client is loaded only here and in `transfuse worker`.
+    const { gridCommand } = await import('./queue/commands.js');
+    const action = v.status ? 'status' : v.requeue ? 'requeue' : 'enqueue';
+    return gridCommand({ connection, experiment: name as QueueExperiment, preset, ...overrides, out, dataDir, action, log });
+  }
   await gpu();
   const started = performance.now();
-  const report = await runExperiment(name, { preset, dataDir, out, log, ns: v.ns, families: v.families as Family[] | undefined });
+  const report = await runExperiment(name, { preset, dataDir, out, log, ...overrides });
   process.stdout.write(`\n${report}\n`);
   log(`Results, sample grids and plots in ${out} (${((performance.now() - started) / 60000).toFixed(1)} min)`);
+}
+
+/** `--nt 100,all`: distinct whole numbers of at least 2, or 'all'. */
+function parseNtList(cmd: string, raw: string): (number | 'all')[] {
+  const items = raw.split(',').map((x) => (x === 'all' ? 'all' : /^\d+$/.test(x) && Number(x) >= 2 && Number(x) <= 1_000_000 ? Number(x) : null));
+  if (items.some((x) => x === null) || new Set(items).size !== items.length) throw new UsageError(`${cmd}: --nt must be distinct whole numbers from 2 to 1000000 or 'all', comma-separated, got '${raw}'`);
+  return items as (number | 'all')[];
 }
 
 /** Every command, by its words. A new command is one line here plus its own file. */
@@ -45,8 +79,31 @@ const COMMANDS: Record<string, Command<any>> = {
       data: DATA_FLAG,
       ns: { type: 'ints', min: 1, max: 1_000_000, help: 'mnist-usps only: source sizes, e.g. 100,300' },
       families: { type: 'choices', values: FAMILIES, help: 'mnist-usps only: model families' },
+      seeds: { type: 'ints', min: 0, max: 2 ** 31 - 1, help: 'mnist-usps only: seeds, e.g. 0' },
+      nt: { type: 'string', help: "mnist-usps only: target sizes, e.g. 100,all" },
+      queue: { type: 'string', help: 'redis://[:PASSWORD@]HOST:PORT/DB: queue the cells for `transfuse worker`s instead of running them here' },
+      status: { type: 'bool', help: 'with --queue: show the grid\'s done / running / waiting / failed cells (and write the report once all are done)' },
+      requeue: { type: 'bool', help: 'with --queue: rebuild the grid\'s queue from the results folder (finished cells stay done; failed ones run again)' },
     },
     run: (v, { log, gpu, words }) => experiment(words[0], v.preset, v, log, gpu),
+  }),
+  worker: command({
+    synopsis: 'transfuse worker --queue URL --results DIR [--data DIR]: run queued experiment cells, one at a time, until stopped',
+    flags: {
+      queue: { type: 'string', required: true, help: 'redis://[:PASSWORD@]HOST:PORT/DB of the queue' },
+      results: { type: 'string', required: true, help: 'the folder holding the grids\' results folders (the shared mount; the parent of the --out given when enqueueing)' },
+      data: DATA_FLAG,
+      'lock-seconds': { type: 'int', min: 5, max: 86_400, default: 300, help: 'a killed worker\'s cell is taken again by another worker after this long' },
+      'until-empty': { type: 'bool', help: 'exit once no cell is waiting or running on the queue' },
+    },
+    run: async (v, { log, gpu }) => {
+      const connection = parseRedisUrl('worker', v.queue);
+      const results = resolve(v.results);
+      if (!existsSync(results)) throw new UsageError(`worker: --results ${results} does not exist (mount the shared results folder there)`);
+      const dataDir = resolveDataDir(v.data);
+      const { runWorker } = await import('./queue/commands.js');
+      await runWorker({ connection, dataDir, results, lockSeconds: v['lock-seconds'], untilEmpty: v['until-empty'], log, gpu });
+    },
   }),
   'diffusion train': diffusionTrain,
   'diffusion sample': diffusionSample,

@@ -99,7 +99,7 @@ describe('runTransferExperiment (synthetic)', () => {
     const old = mkdtempSync(join(tmpdir(), 'transfuse-old-'));
     writeFileSync(join(old, 'config.json'), JSON.stringify({ experiment: 'synthetic', config: { sourceSteps: 12 } }));
     await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol or of another experiment \(.*config\.json has no protocol version 2\)/);
-  });
+  }, 600_000);
 
   it('parses the transfer command flags and names the flag at fault', () => {
     const p = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'smoke', '--nt', '100,all', '--seeds', '0,1,2', '--arms', 'transfer,baseline,matched', '--families', 'diffusion']);

@@ -10,7 +10,7 @@ import { gatherRows } from '../data/batches.js';
 import { USPS_SIDE } from '../data/usps.js';
 import { writeJson } from '../io/files.js';
 import { FAMILIES, type Family } from './families.js';
-import { runTransferExperiment, type TransferProtocol, type TransferResults } from './transfer-experiment.js';
+import { runAllCells, TransferExperiment, type TransferProtocol, type TransferResults } from './transfer-experiment.js';
 
 export { FAMILIES, type Family };
 
@@ -66,10 +66,11 @@ export interface MnistUspsOptions {
 
 export const MNIST_USPS_SPLIT_SEED = 0;
 
-export async function runMnistUsps(o: MnistUspsOptions): Promise<TransferResults> {
+/** The experiment on its results folder (it checks the folder's config), ready to run its cells. */
+export function mnistUspsExperiment(o: MnistUspsOptions): TransferExperiment {
   const split = uspsBenchmarkSplit(o.dataDir, MNIST_USPS_SPLIT_SEED);
   const rows = (idx: Int32Array): DigitImages => ({ ...split.raw, images: gatherRows(split.raw.images, USPS_SIDE * USPS_SIDE, idx), labels: Int32Array.from(idx, (i) => split.raw.labels[i]), n: idx.length });
-  const results = runTransferExperiment({
+  const experiment = new TransferExperiment({
     name: o.conditional ? 'mnist-usps-conditional' : 'mnist-usps-digit3',
     presetName: o.presetName,
     protocol: { ...o.preset, conditional: o.conditional },
@@ -84,5 +85,9 @@ export async function runMnistUsps(o: MnistUspsOptions): Promise<TransferResults
     log: o.log,
   });
   writeJson(join(o.out, 'usps-split.json'), { seed: MNIST_USPS_SPLIT_SEED, train: Array.from(split.train), test: Array.from(split.test) });
-  return results;
+  return experiment;
+}
+
+export async function runMnistUsps(o: MnistUspsOptions): Promise<TransferResults> {
+  return runAllCells(mnistUspsExperiment(o));
 }

@@ -3,10 +3,12 @@
  * folder). For each model family, seed, target size n_t and source size n_s it trains a source
  * model, transfers it, and compares it with a baseline trained on the target alone and a
  * compute-matched baseline given the transfer arm's total steps. Every training run stops on its
- * own held-out validation split, up to a cap, and records the steps and images it used. Cells
- * are resumable; the folder's config.json refuses other settings.
+ * own held-out validation split, up to a cap, and records the steps and images it used. The
+ * experiment is a plan of cells (transfer-plan.ts), each run by id and kept as cells/ID.json (a
+ * finished cell is skipped, a cell's training resumes from its checkpoints), and a report written
+ * from the folder; the folder's config.json refuses other settings.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveSeed } from '@transfuse/core';
 import { MODEL_FILE } from '@transfuse/core/node';
@@ -20,9 +22,10 @@ import type { UNET_PRESETS } from '../diffusion/unet.js';
 import { savePngGrid } from '../io/png_file.js';
 import { classFidelity, trainClassifier, type DigitClassifier } from '../metrics/class-fidelity.js';
 import { imageW1, labelMatchedRows, perClassW1, rowsByClass } from '../metrics/image-w1.js';
-import { diffusionFamily, flowFamily, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
+import { diffusionFamily, flowFamily, type CellTrainOptions, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
 import { readJson, writeJson } from '../io/files.js';
 import { cell, claimResultsFolder } from './results.js';
+import { planTransferCells, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
 import { summarize, type Arm, type CellResult } from './transfer-summary.js';
 import { writeTransferReport } from './transfer-report.js';
 
@@ -153,63 +156,213 @@ function checkProtocol(p: TransferProtocol): void {
   }
 }
 
-export async function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
-  const p = o.protocol;
-  const log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
-  checkProtocol(p);
-  const configPath = join(o.out, 'config.json');
-  if (existsSync(configPath) && readJson<{ config?: { protocolVersion?: number } }>(configPath).config?.protocolVersion !== PROTOCOL_VERSION) {
-    throw new Error(
-      `${o.out} holds results of the fixed-step protocol or of another experiment (${configPath} has no protocol version ${PROTOCOL_VERSION}); ` +
-        'its cells were trained and scored differently and cannot be mixed with these. Pass another --out.',
-    );
-  }
-  claimResultsFolder(o.out, o.name, { protocolVersion: PROTOCOL_VERSION, ...p });
-  const splitSeed = o.splitSeed ?? SPLIT_SEED;
-  const d = p.size * p.size;
 
-  // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
-  const targetRows = classRows(o.target, o.classes);
-  let trainRows: Int32Array;
-  let heldAll: ImageSet;
-  if (o.targetTest) {
-    trainRows = targetRows;
-    heldAll = toImageSet(o.targetTest, classRows(o.targetTest, o.classes), p.size);
-  } else {
-    const s = stratifiedSplit(Int32Array.from(targetRows, (r) => o.target.labels[r]), 0.3, splitSeed);
-    trainRows = Int32Array.from(s.train, (i) => targetRows[i]);
-    heldAll = toImageSet(o.target, Int32Array.from(s.test, (i) => targetRows[i]), p.size);
-    writeJson(join(o.out, 'target-split.json'), { seed: splitSeed, train: Array.from(trainRows), test: Array.from(s.test, (i) => targetRows[i]) });
-  }
-  const targetTrain = toImageSet(o.target, trainRows, p.size);
-  if (heldAll.n < 2 || targetTrain.n < 2) throw new Error(`the target has ${targetTrain.n} training and ${heldAll.n} held-out images of the wanted classes; both need at least 2`);
-  const evalN = Math.min(p.evalN, heldAll.n);
-  const held = pick(heldAll, subsample(heldAll.n, evalN, deriveSeed(splitSeed, 7), { stratifyBy: heldAll.labels! }));
-  const sourceRows = classRows(o.source, o.classes);
-  if (sourceRows.length < 2) throw new Error(`the source has ${sourceRows.length} images of the wanted classes`);
-  const numClasses = Math.max(...o.source.labels, ...o.target.labels) + 1;
-  const sourceName = o.sourceName ?? 'source';
-  const targetName = o.targetName ?? 'target';
-  log(`${o.name} (${o.presetName}): ${targetName} ${targetTrain.n} train / ${heldAll.n} held out (W1 on ${held.n}), ${sourceName} ${sourceRows.length}, ${p.size}x${p.size}`);
-  const pixels = { dim: d, pixelRange: [-1, 1] as const };
+/** What a cell needs of the source model it transfers: the weights and how they were trained. */
+interface SourceModel {
+  model: Generative;
+  record: TrainRecord;
+}
 
-  const floor = await cell(o.out, 'floor', async () => {
+/**
+ * One transfer experiment on one results folder: its plan, its data, and the cells run one at a
+ * time by id (`runCell`; a finished cell is skipped), then `report` writes the report from the
+ * cells on disk. The single-process runner and the queue's workers both drive it.
+ */
+export class TransferExperiment {
+  readonly plan: TransferPlan;
+  readonly out: string;
+  private readonly o: TransferExperimentOptions;
+  private readonly p: TransferProtocol;
+  private readonly log: (msg: string) => void;
+  private readonly targetTrain: ImageSet;
+  private readonly heldAll: ImageSet;
+  private readonly held: ImageSet;
+  private readonly sourceRows: Int32Array;
+  private readonly families = new Map<Family, { fp: FamilyProtocol; runner: FamilyRunner }>();
+  private readonly splitSeed: number;
+  private classifierRun: Promise<DigitClassifier> | null = null;
+  /** Source models in memory, oldest first; at most one per distinct n_s. */
+  private readonly sources = new Map<string, SourceModel>();
+
+  /** Checks the protocol and the folder's config (it refuses other settings), and prepares the data. */
+  constructor(o: TransferExperimentOptions) {
+    const p = o.protocol;
+    this.o = o;
+    this.p = p;
+    this.out = o.out;
+    this.log = o.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+    checkProtocol(p);
+    const configPath = join(o.out, 'config.json');
+    if (existsSync(configPath) && readJson<{ config?: { protocolVersion?: number } }>(configPath).config?.protocolVersion !== PROTOCOL_VERSION) {
+      throw new Error(
+        `${o.out} holds results of the fixed-step protocol or of another experiment (${configPath} has no protocol version ${PROTOCOL_VERSION}); ` +
+          'its cells were trained and scored differently and cannot be mixed with these. Pass another --out.',
+      );
+    }
+    claimResultsFolder(o.out, o.name, { protocolVersion: PROTOCOL_VERSION, ...p });
+    const splitSeed = (this.splitSeed = o.splitSeed ?? SPLIT_SEED);
+
+    // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
+    const targetRows = classRows(o.target, o.classes);
+    let trainRows: Int32Array;
+    if (o.targetTest) {
+      trainRows = targetRows;
+      this.heldAll = toImageSet(o.targetTest, classRows(o.targetTest, o.classes), p.size);
+    } else {
+      const s = stratifiedSplit(Int32Array.from(targetRows, (r) => o.target.labels[r]), 0.3, splitSeed);
+      trainRows = Int32Array.from(s.train, (i) => targetRows[i]);
+      this.heldAll = toImageSet(o.target, Int32Array.from(s.test, (i) => targetRows[i]), p.size);
+      writeJson(join(o.out, 'target-split.json'), { seed: splitSeed, train: Array.from(trainRows), test: Array.from(s.test, (i) => targetRows[i]) });
+    }
+    const heldAll = this.heldAll;
+    const targetTrain = (this.targetTrain = toImageSet(o.target, trainRows, p.size));
+    if (heldAll.n < 2 || targetTrain.n < 2) throw new Error(`the target has ${targetTrain.n} training and ${heldAll.n} held-out images of the wanted classes; both need at least 2`);
+    const evalN = Math.min(p.evalN, heldAll.n);
+    this.held = pick(heldAll, subsample(heldAll.n, evalN, deriveSeed(splitSeed, 7), { stratifyBy: heldAll.labels! }));
+    this.sourceRows = classRows(o.source, o.classes);
+    if (this.sourceRows.length < 2) throw new Error(`the source has ${this.sourceRows.length} images of the wanted classes`);
+    const numClasses = Math.max(...o.source.labels, ...o.target.labels) + 1;
+    this.log(`${o.name} (${o.presetName}): ${this.targetName} ${targetTrain.n} train / ${heldAll.n} held out (W1 on ${this.held.n}), ${this.sourceName} ${this.sourceRows.length}, ${p.size}x${p.size}`);
+    const shape = { size: p.size, conditional: p.conditional, numClasses };
+    if (p.diffusion) this.families.set('diffusion', { fp: p.diffusion, runner: diffusionFamily(shape, p.diffusion.unet, p.diffusion.samplerSteps) });
+    if (p.flow) this.families.set('flow', { fp: p.flow, runner: flowFamily(shape) });
+    this.plan = planTransferCells(p, this.sourceRows.length);
+    // Every n_s past the source's size takes all of it: one cell stands for them all.
+    for (const s of this.plan.skipped) this.log(`[n_s=${s.ns}] skipped: the source has ${s.used} such images, all used at n_s=${s.sameAs}`);
+  }
+
+  private get sourceName(): string {
+    return this.o.sourceName ?? 'source';
+  }
+
+  private get targetName(): string {
+    return this.o.targetName ?? 'target';
+  }
+
+  private get pixels() {
+    return { dim: this.p.size * this.p.size, pixelRange: [-1, 1] as const };
+  }
+
+  /** Whether the cell's result file exists. */
+  isDone(id: string): boolean {
+    return existsSync(join(this.out, 'cells', `${id}.json`));
+  }
+
+  /** Runs one cell of the plan unless it is done (a missing source model is trained or loaded on the way). */
+  async runCell(id: string): Promise<void> {
+    const c = this.plan.cells.find((x) => x.id === id);
+    if (!c) throw new Error(`${this.o.name}: no cell '${id}' in this experiment's plan`);
+    if (c.kind === 'floor') await this.cell(c.id, () => this.floor());
+    else if (c.kind === 'classifier') await this.cell(c.id, async () => ({ heldOutAccuracy: (await this.classifier()).heldOutAccuracy, heldOut: (await this.classifier()).heldOut }));
+    else if (c.kind === 'source') {
+      if (this.isDone(c.id)) this.log(`[${c.id}] done earlier: ${join(this.out, 'cells', `${c.id}.json`)}`);
+      else await this.source(c);
+    } else await this.targetCell(c);
+  }
+
+  /** Runs `compute` unless the cell is done, then drops its training checkpoints. */
+  private async cell<T>(id: string, compute: () => Promise<T>): Promise<T> {
+    const value = await cell(this.out, id, compute, this.log);
+    rmSync(this.checkpointDir(id), { recursive: true, force: true });
+    return value;
+  }
+
+  private checkpointDir(id: string): string {
+    return join(this.out, 'checkpoints', id);
+  }
+
+  /** Trains a model with checkpoints in checkpoints/ID, so a killed or stopped run resumes from the newest. */
+  private train(model: Generative, id: string, data: { train: ImageSet; validation: ImageSet }, budget: TrainingBudget, o: Omit<CellTrainOptions, 'checkpointDir'>): Promise<TrainRecord> {
+    return model.train(data.train, data.validation, budget, { ...o, checkpointDir: this.checkpointDir(id) });
+  }
+
+  private async floor(): Promise<TransferResults['floor']> {
     // Real vs real with the same labels: target training images against the held-out ones.
-    const rows = labelMatchedRows(targetTrain.labels!, held.labels!, (r) => shuffleInPlace(r, createRng(deriveSeed(splitSeed, 8))));
+    const { targetTrain, held, pixels, p } = this;
+    const rows = labelMatchedRows(targetTrain.labels!, held.labels!, (r) => shuffleInPlace(r, createRng(deriveSeed(this.splitSeed, 8))));
     const real = pick(targetTrain, rows);
     return { w1: await imageW1(real.images, held.images, pixels), perClass: p.conditional ? await perClassW1(real.images, real.labels!, held.images, held.labels!, pixels) : {} };
-  }, log);
-
-  let classifier: DigitClassifier | null = null;
-  if (p.conditional && p.classifier) {
-    classifier = await trainClassifier(targetTrain, { ...p.classifier, seed: deriveSeed(splitSeed, 9) });
-    log(`class-fidelity classifier: ${(100 * classifier.heldOutAccuracy).toFixed(1)}% on ${classifier.heldOut} held-out real ${targetName} images`);
   }
 
-  const evaluate = async (model: Generative, seed: number, gridPath: string) => {
+  /** The class-fidelity classifier, trained once per process (seeded: every process trains the same one). */
+  private classifier(): Promise<DigitClassifier> {
+    this.classifierRun ??= trainClassifier(this.targetTrain, { ...this.p.classifier!, seed: deriveSeed(this.splitSeed, 9) }).then((c) => {
+      this.log(`class-fidelity classifier: ${(100 * c.heldOutAccuracy).toFixed(1)}% on ${c.heldOut} held-out real ${this.targetName} images`);
+      return c;
+    });
+    return this.classifierRun;
+  }
+
+  /** The source model of a cell: in memory, or trained and saved (its cell), or loaded from models/ID. */
+  private async source(c: SourceCell): Promise<SourceModel> {
+    const have = this.sources.get(c.id);
+    if (have) return have;
+    const { family, seed, ns } = c;
+    const { fp, runner } = this.families.get(family)!;
+    const subset = subsample(this.sourceRows, Math.min(ns, this.sourceRows.length), deriveSeed(seed, ns), { stratifyBy: this.o.source.labels });
+    const set = toImageSet(this.o.source, subset, this.p.size);
+    const dir = join(this.out, 'models', c.id);
+    const model = runner.source(deriveSeed(seed, 10));
+    let trained = false;
+    const record = await this.cell(c.id, async () => {
+      const split = trainValidation(set, this.p.validationFraction.source, this.p.maxValidation, deriveSeed(seed, 13));
+      const r = await this.train(model, c.id, split, fp.source, { seed: deriveSeed(seed, 11), label: `${family} source n_s=${set.n} seed ${seed}`, stopEarly: true });
+      await model.save(dir);
+      trained = true;
+      return r;
+    });
+    if (!trained) {
+      if (!existsSync(join(dir, MODEL_FILE))) throw new Error(`${dir}: the source model of cell ${c.id} is missing; delete cells/${c.id}.json to train it again`);
+      model.load(dir);
+      this.log(`[${c.id}] loaded from ${dir}`);
+    }
+    const entry = { model, record };
+    this.sources.set(c.id, entry);
+    const keep = new Set(Object.values(this.plan.sourceSizes)).size;
+    for (const [id, s] of this.sources) {
+      if (this.sources.size <= keep) break;
+      s.model.dispose();
+      this.sources.delete(id);
+    }
+    return entry;
+  }
+
+  /** One target cell: build, train on the target split, sample, score. */
+  private async targetCell(c: TargetCell): Promise<CellResult> {
+    const { family, seed, arm, nt, ns } = c;
+    const { fp, runner } = this.families.get(family)!;
+    const { targetTrain, p } = this;
+    const subset = nt === 'all' || nt >= targetTrain.n ? allRows(targetTrain.n) : subsample(targetTrain.n, nt, deriveSeed(seed, 20), { stratifyBy: targetTrain.labels! });
+    const data = trainValidation(pick(targetTrain, subset), p.validationFraction.target, p.maxValidation, deriveSeed(seed, 21));
+    return this.cell(c.id, async (): Promise<CellResult> => {
+      let source: TrainRecord | undefined;
+      let model: Generative;
+      let budget = fp.target;
+      if (arm === 'transfer' || arm === 'variant') {
+        const s = await this.source(this.plan.cells.find((x): x is SourceCell => x.id === c.needs[0])!);
+        source = s.record;
+        model = runner.transfer(s.model, arm === 'variant', deriveSeed(seed, 12));
+      } else {
+        // 'matched': the baseline given the transfer arm's total steps (source + target), run to the end; the best validation weights are kept.
+        if (arm === 'matched') budget = { ...fp.target, cap: readJson<CellResult>(join(this.out, 'cells', `${c.needs[0]}.json`)).totalSteps };
+        model = runner.baseline(deriveSeed(seed, 1));
+      }
+      const label = `${family} ${arm === 'variant' ? runner.variantName : arm} n_t=${subset.length}${ns === null ? '' : ` n_s=${ns}`} seed ${seed}`;
+      const target = await this.train(model, c.id, data, budget, { seed: deriveSeed(seed, 2), label, stopEarly: arm !== 'matched' });
+      const e = await this.evaluate(model, deriveSeed(seed, 3), join(this.out, 'samples', `${c.id}.png`));
+      model.dispose();
+      const totalSteps = target.steps + (source?.steps ?? 0);
+      return { family, seed, nt: String(nt), ntUsed: subset.length, arm, ns, ...e, target, ...(source ? { source } : {}), totalSteps, totalImages: target.images + (source?.images ?? 0) };
+    });
+  }
+
+  private async evaluate(model: Generative, seed: number, gridPath: string) {
+    const { held, heldAll, p, pixels } = this;
+    const d = p.size * p.size;
     const samples = await model.sample(held.n, p.conditional ? held.labels! : undefined, seed);
     const grid = gridOf(samples, held.labels!, d, p.conditional);
     savePngGrid(gridPath, grid.images, grid.n, p.size, p.size, 10);
+    const classifier = p.conditional && p.classifier ? await this.classifier() : null;
     const fidelity = classifier ? await classFidelity(classifier, samples, held.labels!) : null;
     return {
       w1: await imageW1(samples, held.images, pixels),
@@ -217,111 +370,61 @@ export async function runTransferExperiment(o: TransferExperimentOptions): Promi
       ...(fidelity ? { classAccuracy: fidelity.accuracy, perClassAccuracy: fidelity.perClass } : {}),
       ...(model.bitsPerDim ? { bitsPerDim: await model.bitsPerDim(heldAll) } : {}),
     };
-  };
-
-  const results: TransferResults = {
-    experiment: o.name,
-    preset: o.presetName,
-    protocolVersion: PROTOCOL_VERSION,
-    config: p,
-    sourceName,
-    targetName,
-    metric: `exact W1 (Euclidean cost, pixels on the [0, 1] scale, ${p.size}x${p.size} images) between ${held.n} generated and ${held.n} held-out ${targetName} images`,
-    floor,
-    classifier: classifier ? { heldOutAccuracy: classifier.heldOutAccuracy, heldOut: classifier.heldOut } : null,
-    targetTrain: targetTrain.n,
-    heldOut: heldAll.n,
-    evalN: held.n,
-    sourceSizes: {},
-    cells: [],
-    summary: { rows: [], trends: [] },
-  };
-
-  const shape = { size: p.size, conditional: p.conditional, numClasses };
-  const families: [Family, FamilyProtocol, FamilyRunner][] = [];
-  if (p.diffusion) families.push(['diffusion', p.diffusion, diffusionFamily(shape, p.diffusion.unet, p.diffusion.samplerSteps)]);
-  if (p.flow) families.push(['flow', p.flow, flowFamily(shape)]);
-  try {
-    for (const [family, fp, runner] of families) {
-      for (const seed of p.seeds) {
-        const sources = new Map<number, { model: Generative; record: TrainRecord; used: number }>();
-        // Source models are pre-trained once per (n_s, seed) and saved, whatever n_t.
-        const getSource = async (ns: number) => {
-          const have = sources.get(ns);
-          if (have) return have;
-          const subset = subsample(sourceRows, Math.min(ns, sourceRows.length), deriveSeed(seed, ns), { stratifyBy: o.source.labels });
-          const set = toImageSet(o.source, subset, p.size);
-          const id = `${family}-source-ns${ns}-seed${seed}`;
-          const dir = join(o.out, 'models', id);
-          const model = runner.source(deriveSeed(seed, 10));
-          let trained = false;
-          const record = await cell(o.out, id, async () => {
-            const split = trainValidation(set, p.validationFraction.source, p.maxValidation, deriveSeed(seed, 13));
-            const r = await model.train(split.train, split.validation, fp.source, { seed: deriveSeed(seed, 11), label: `${family} source n_s=${set.n} seed ${seed}`, stopEarly: true });
-            await model.save(dir);
-            trained = true;
-            return r;
-          }, log);
-          if (!trained) {
-            if (!existsSync(join(dir, MODEL_FILE))) throw new Error(`${dir}: the source model of cell ${id} is missing; delete cells/${id}.json to train it again`);
-            model.load(dir);
-            log(`[${id}] loaded from ${dir}`);
-          }
-          const entry = { model, record, used: set.n };
-          sources.set(ns, entry);
-          return entry;
-        };
-        for (const nt of p.ntList) {
-          const subset = nt === 'all' || nt >= targetTrain.n ? allRows(targetTrain.n) : subsample(targetTrain.n, nt, deriveSeed(seed, 20), { stratifyBy: targetTrain.labels! });
-          const { train, validation } = trainValidation(pick(targetTrain, subset), p.validationFraction.target, p.maxValidation, deriveSeed(seed, 21));
-          const ntKey = String(nt);
-          const base = { family, seed, nt: ntKey, ntUsed: subset.length };
-          // One cell: build, train on the target split, sample, score; skipped when done.
-          const targetCell = (arm: Arm, ns: number | null, build: () => Promise<Generative>, budget: TrainingBudget, stopEarly: boolean, sourceOf?: () => Promise<TrainRecord>) => {
-            const id = `${family}-${arm}-nt${ntKey}${ns === null ? '' : `-ns${ns}`}-seed${seed}`;
-            return cell(o.out, `${id}`, async (): Promise<CellResult> => {
-              const source = sourceOf ? await sourceOf() : undefined;
-              const model = await build();
-              const label = `${family} ${arm === 'variant' ? runner.variantName : arm} n_t=${subset.length}${ns === null ? '' : ` n_s=${ns}`} seed ${seed}`;
-              const target = await model.train(train, validation, budget, { seed: deriveSeed(seed, 2), label, stopEarly });
-              const e = await evaluate(model, deriveSeed(seed, 3), join(o.out, 'samples', `${id}.png`));
-              model.dispose();
-              const totalSteps = target.steps + (source?.steps ?? 0);
-              return { ...base, arm, ns, ...e, target, ...(source ? { source } : {}), totalSteps, totalImages: target.images + (source?.images ?? 0) };
-            }, log);
-          };
-          if (fp.arms.includes('baseline')) results.cells.push(await targetCell('baseline', null, async () => runner.baseline(deriveSeed(seed, 1)), fp.target, true));
-          const usedSizes = new Map<number, number>();
-          for (const ns of p.nsList) {
-            const used = Math.min(ns, sourceRows.length);
-            results.sourceSizes[ns] = used;
-            // Every n_s past the source's size takes all of it: one cell stands for them all.
-            if (usedSizes.has(used)) {
-              log(`[${family} n_s=${ns} seed ${seed}] skipped: the source has ${used} such images, all used at n_s=${usedSizes.get(used)}`);
-              continue;
-            }
-            usedSizes.set(used, ns);
-            let transferSteps: number | null = null;
-            for (const arm of ['transfer', 'variant'] as const) {
-              if (!fp.arms.includes(arm)) continue;
-              const r = await targetCell(arm, ns, async () => runner.transfer((await getSource(ns)).model, arm === 'variant', deriveSeed(seed, 12)), fp.target, true, async () => (await getSource(ns)).record);
-              results.cells.push(r);
-              transferSteps ??= r.totalSteps;
-            }
-            if (fp.arms.includes('matched')) {
-              // The baseline given the transfer arm's total steps (source + target), run to the end; the best validation weights are kept.
-              const budget = { ...fp.target, cap: transferSteps! };
-              results.cells.push(await targetCell('matched', ns, async () => runner.baseline(deriveSeed(seed, 1)), budget, false));
-            }
-          }
-        }
-        for (const s of sources.values()) s.model.dispose();
-      }
-    }
-  } finally {
-    classifier?.dispose();
   }
-  results.summary = summarize(results.cells);
-  writeTransferReport(o.out, results);
-  return results;
+
+  /** The cells of the plan not finished yet. */
+  pending(): PlannedCell[] {
+    return this.plan.cells.filter((c) => !this.isDone(c.id));
+  }
+
+  /** Reads every cell from the folder and writes results.json, results.md and the plots; all cells must be done. */
+  report(): TransferResults {
+    const missing = this.pending();
+    if (missing.length) throw new Error(`${this.out}: ${missing.length} cell(s) not finished (${missing.slice(0, 5).map((c) => c.id).join(', ')}${missing.length > 5 ? ', ...' : ''}); the report needs every cell`);
+    const { o, p, held } = this;
+    const read = <T>(id: string) => readJson<T>(join(this.out, 'cells', `${id}.json`));
+    const cells = this.plan.cells.filter((c): c is TargetCell => c.kind === 'target').map((c) => read<CellResult>(c.id));
+    const results: TransferResults = {
+      experiment: o.name,
+      preset: o.presetName,
+      protocolVersion: PROTOCOL_VERSION,
+      config: p,
+      sourceName: this.sourceName,
+      targetName: this.targetName,
+      metric: `exact W1 (Euclidean cost, pixels on the [0, 1] scale, ${p.size}x${p.size} images) between ${held.n} generated and ${held.n} held-out ${this.targetName} images`,
+      floor: read<TransferResults['floor']>('floor'),
+      classifier: p.conditional && p.classifier ? read<{ heldOutAccuracy: number; heldOut: number }>('classifier') : null,
+      targetTrain: this.targetTrain.n,
+      heldOut: this.heldAll.n,
+      evalN: held.n,
+      sourceSizes: this.plan.sourceSizes,
+      cells,
+      summary: summarize(cells),
+    };
+    writeTransferReport(this.out, results);
+    return results;
+  }
+
+  /** Frees the models this process holds (source models, the classifier). */
+  async dispose(): Promise<void> {
+    for (const s of this.sources.values()) s.model.dispose();
+    this.sources.clear();
+    const c = this.classifierRun;
+    this.classifierRun = null;
+    if (c) (await c.catch(() => null))?.dispose();
+  }
+}
+
+/** The whole experiment in this process: every cell of the plan in order, then the report. */
+export async function runAllCells(experiment: TransferExperiment): Promise<TransferResults> {
+  try {
+    for (const c of experiment.plan.cells) await experiment.runCell(c.id);
+  } finally {
+    await experiment.dispose();
+  }
+  return experiment.report();
+}
+
+export async function runTransferExperiment(o: TransferExperimentOptions): Promise<TransferResults> {
+  return runAllCells(new TransferExperiment(o));
 }
