@@ -75,8 +75,15 @@ describe('bad command lines', () => {
     [['experiment', 'mnist-usps-conditional'], /--preset is required/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'huge'], /--preset must be one of smoke, demo, cpu, paper, got 'huge'/],
     [['experiment', 'cheng-synthetic', '--preset', 'demo'], /--preset must be one of smoke, cpu, paper, got 'demo'/],
-    [['experiment', 'cheng-synthetic', '--preset', 'smoke', '--ns', '100'], /--ns and --families apply to the mnist-usps experiments only/],
+    [['experiment', 'cheng-synthetic', '--preset', 'smoke', '--ns', '100'], /--ns, --families, --seeds and --nt apply to the mnist-usps experiments only/],
+    [['experiment', 'cheng-synthetic', '--preset', 'smoke', '--seeds', '1'], /--ns, --families, --seeds and --nt apply to the mnist-usps experiments only/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--families', 'gan'], /--families must be a comma-separated list of diffusion, flow, got 'gan'/],
+    [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--nt', '1'], /--nt must be distinct whole numbers from 2 to 1000000 or 'all', comma-separated, got '1'/],
+    [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--status'], /--status needs --queue redis:\/\/HOST:PORT\/DB/],
+    [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--queue', 'http://127.0.0.1:6379'], /--queue must be redis:\/\/\[:PASSWORD@\]HOST:PORT\[\/DB\]/],
+    [['experiment', 'cheng-synthetic', '--preset', 'smoke', '--queue', 'redis://127.0.0.1:6379/0'], /--queue runs the transfer experiments .*not 'cheng-synthetic'/],
+    [['worker', '--results', empty], /worker: --queue is required \(redis:/],
+    [['worker', '--queue', 'redis://127.0.0.1:6379/0', '--results', missing], /worker: --results .* does not exist/],
     [['demo', '--out'], /--out needs a value/],
   ];
 
