@@ -51,15 +51,21 @@ describe('mnist-usps presets (smoke, end to end)', () => {
     expect(again).toBe(md);
   }, 600_000);
 
-  test('--ns and --families replace the preset, are recorded in config.json, and are checked', async () => {
+  test('--ns and --families replace the preset and are checked; slices of the same settings share a folder', async () => {
     const out = mkdtempSync(join(tmpdir(), 'transfuse-overrides-'));
     const preset = { ...MNIST_USPS_PRESETS.smoke, ntList: ['all' as const] };
     const r = await runMnistUsps({ preset: { ...preset, nsList: [50], flow: undefined, diffusion: { ...preset.diffusion!, arms: ['transfer'] } }, presetName: 'smoke, n_s 50', conditional: false, dataDir: DATA, out, log: () => {} });
     expect(r.cells.map((c) => [c.family, c.arm, c.ns])).toEqual([['diffusion', 'transfer', 50]]);
     expect([r.targetTrain, r.heldOut]).toEqual([461, 197]);
     const run = (o: Partial<Parameters<typeof runExperiment>[1]>, name = 'mnist-usps-digit3') => runExperiment(name, { preset: 'smoke', dataDir: DATA, out, log: () => {}, ...o });
-    // The plain preset cannot reuse that folder: its cells would mix with the changed run's.
-    await expect(run({})).rejects.toThrow(/holds results of a different run/);
+    // The plain preset cannot reuse that folder: its diffusion arms differ, so its cells would mix with the changed run's.
+    await expect(run({})).rejects.toThrow(/holds results of a different run \(.*config\.json\): the diffusion settings differ/);
+    // Another slice of the same settings can: its finished cells are read, not trained again, and reported with the new ones.
+    const logs: string[] = [];
+    const wider = await runMnistUsps({ preset: { ...preset, nsList: [50, 80], flow: undefined, diffusion: { ...preset.diffusion!, arms: ['transfer'] } }, presetName: 'smoke, n_s 50, 80', conditional: false, dataDir: DATA, out, log: (m) => logs.push(m) });
+    expect(logs.filter((m) => m.includes('finished in')).map((m) => m.split(']')[0])).toEqual(['[diffusion-source-ns80-seed0', '[diffusion-transfer-ntall-ns80-seed0']);
+    expect(wider.cells.map((c) => [c.arm, c.ns])).toEqual([['transfer', 50], ['transfer', 80]]);
+    expect(wider.cells[0].w1).toBe(r.cells[0].w1);
     await expect(run({ ns: [0] })).rejects.toThrow(/--ns must list positive whole numbers, got 0/);
     await expect(run({ families: ['gan' as never] })).rejects.toThrow(/--families takes diffusion and\/or flow, got 'gan'/);
     await expect(run({ preset: 'demo', families: ['flow'] })).rejects.toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");

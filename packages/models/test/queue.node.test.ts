@@ -126,8 +126,8 @@ describe('experiment grids on a job queue', () => {
         ['cell', { ...ok, cell: 'diffusion-transfer-nt60-ns999-seed0' }, /rejected: job cell 'diffusion-transfer-nt60-ns999-seed0' is not a cell of mnist-usps-conditional preset smoke/],
         ['preset', { ...ok, preset: 'huge' }, /rejected: job preset must be one of smoke, demo, cpu, paper, got "huge"/],
         ['nt', { ...ok, nt: [1] }, /rejected: job nt must be distinct whole numbers/],
-        // Valid, but the folder holds another grid's settings (n_s 50 against 200): its config guard refuses it, on every worker.
-        ['guard', { ...ok, families: ['flow'], nt: [60], ns: [50] }, /holds results of a different run/],
+        // Valid, but the folder holds the smoke preset's settings, not the cpu preset's: its config guard refuses it, on every worker.
+        ['guard', { ...ok, preset: 'cpu', families: ['flow'], nt: [60] }, /holds results of a different run \(.*config\.json\): the settings differ/],
       ];
       for (const [id, data] of bad) await queue.add('cell', data as never, { jobId: id === 'guard' ? 'guard+floor' : `bad-${id}`, attempts: 3 });
       const w = await runCli(['worker', '--queue', url(1), '--results', shared, '--data', DATA, '--lock-seconds', '10', '--until-empty']);

@@ -6,7 +6,8 @@
  * own held-out validation split, up to a cap, and records the steps and images it used. The
  * experiment is a plan of cells (transfer-plan.ts), each run by id and kept as cells/ID.json (a
  * finished cell is skipped, a cell's training resumes from its checkpoints), and a report written
- * from the folder; the folder's config.json refuses other settings.
+ * from the folder; the folder's config.json refuses other settings, while slices of the grid share
+ * it (transfer-folder.ts).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,8 @@ import { classFidelity, trainClassifier, type DigitClassifier } from '../metrics
 import { imageW1, labelMatchedRows, perClassW1, rowsByClass } from '../metrics/image-w1.js';
 import { diffusionFamily, flowFamily, type CellTrainOptions, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
 import { readJson, writeJson } from '../io/files.js';
-import { cell, claimResultsFolder } from './results.js';
+import { cell } from './results.js';
+import { claimTransferFolder, transferSettings } from './transfer-folder.js';
 import { planTransferCells, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
 import { summarize, type Arm, type CellResult } from './transfer-summary.js';
 import { writeTransferReport } from './transfer-report.js';
@@ -199,7 +201,7 @@ export class TransferExperiment {
           'its cells were trained and scored differently and cannot be mixed with these. Pass another --out.',
       );
     }
-    claimResultsFolder(o.out, o.name, { protocolVersion: PROTOCOL_VERSION, ...p });
+    claimTransferFolder(o.out, o.name, transferSettings(PROTOCOL_VERSION, p, { classes: o.classes, splitSeed: o.splitSeed }));
     const splitSeed = (this.splitSeed = o.splitSeed ?? SPLIT_SEED);
 
     // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
