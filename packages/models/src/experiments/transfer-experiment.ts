@@ -201,8 +201,9 @@ export class TransferExperiment {
           'its cells were trained and scored differently and cannot be mixed with these. Pass another --out.',
       );
     }
-    claimTransferFolder(o.out, o.name, transferSettings(PROTOCOL_VERSION, p, { classes: o.classes, splitSeed: o.splitSeed }));
     const splitSeed = (this.splitSeed = o.splitSeed ?? SPLIT_SEED);
+    // The default split seed is not written, as in folders from before it was recorded.
+    claimTransferFolder(o.out, o.name, transferSettings(PROTOCOL_VERSION, p, { classes: o.classes, splitSeed: splitSeed === SPLIT_SEED ? undefined : splitSeed }));
 
     // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
     const targetRows = classRows(o.target, o.classes);

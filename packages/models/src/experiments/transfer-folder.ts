@@ -20,7 +20,7 @@ export interface FolderConfig {
 /**
  * The protocol without its grid (seeds, n_s and n_t may differ between the runs that share a
  * folder), plus the data choices that change every cell: the classes kept and the split seed,
- * where given.
+ * where given (the caller leaves out defaults).
  */
 export function transferSettings(protocolVersion: number, p: TransferProtocol, data: { classes?: number[]; splitSeed?: number }): Record<string, unknown> {
   const { seeds: _seeds, nsList: _ns, ntList: _nt, ...settings } = p;
