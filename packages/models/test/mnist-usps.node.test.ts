@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { MNIST_USPS_PRESETS, runExperiment, runMnistUsps, type CellResult } from '@transfuse/models/node';
+import { MNIST_USPS_PRESETS, planTransferCells, runExperiment, runMnistUsps, type CellResult } from '@transfuse/models/node';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
@@ -82,5 +82,17 @@ describe('mnist-usps presets (smoke, end to end)', () => {
     expect(r.cells.map((c) => c.ns)).toEqual([200, 7000]);
     expect(logs.some((m) => m.includes('n_s=60000') && m.includes('skipped') && m.includes('n_s=7000')), logs.join('\n')).toBe(true);
     expect(readFileSync(join(out, 'results.md'), 'utf8')).toMatch(/\| diffusion \| all \(461\) \| 7000 \(all 6131\) \|/);
+    // Class fidelity of the threes: a classifier of all ten USPS classes (its held-out part alone
+    // outnumbers the 461 training threes) labels every sample; the score is the share called 3.
+    expect(r.classifier!.heldOut).toBeGreaterThan(461);
+    for (const c of r.cells) {
+      expect(c.classAccuracy).toBeGreaterThanOrEqual(0);
+      expect(c.classAccuracy).toBeLessThanOrEqual(1);
+      expect(Object.keys(c.perClassAccuracy!)).toEqual(['3']);
+      expect(c.perClassAccuracy![3]).toBe(c.classAccuracy);
+    }
+    // The plan has the classifier cell for one kept class or a conditional model, not for several unconditional classes.
+    const plan = (conditional: boolean, classes?: number[]) => planTransferCells({ ...s, conditional }, 60000, classes).cells.some((c) => c.kind === 'classifier');
+    expect([plan(false, [3]), plan(true), plan(false, [3, 5]), plan(false)]).toEqual([true, true, false, false]);
   });
 });

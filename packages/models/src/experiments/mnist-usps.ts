@@ -66,6 +66,9 @@ export interface MnistUspsOptions {
 
 export const MNIST_USPS_SPLIT_SEED = 0;
 
+/** The classes kept: all ten for the conditional task, the threes for the unconditional one. */
+export const mnistUspsClasses = (conditional: boolean): number[] | undefined => (conditional ? undefined : [3]);
+
 /** The experiment on its results folder (it checks the folder's config), ready to run its cells. */
 export function mnistUspsExperiment(o: MnistUspsOptions): TransferExperiment {
   const split = uspsBenchmarkSplit(o.dataDir, MNIST_USPS_SPLIT_SEED);
@@ -77,7 +80,7 @@ export function mnistUspsExperiment(o: MnistUspsOptions): TransferExperiment {
     source: loadDigits(o.dataDir, 'mnist', 'train'),
     target: rows(split.train),
     targetTest: rows(split.test),
-    classes: o.conditional ? undefined : [3],
+    classes: mnistUspsClasses(o.conditional),
     splitSeed: MNIST_USPS_SPLIT_SEED,
     sourceName: 'MNIST',
     targetName: 'USPS',

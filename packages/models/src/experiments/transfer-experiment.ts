@@ -27,7 +27,7 @@ import { diffusionFamily, flowFamily, type CellTrainOptions, type Family, type F
 import { readJson, writeJson } from '../io/files.js';
 import { cell } from './results.js';
 import { claimTransferFolder, transferSettings } from './transfer-folder.js';
-import { planTransferCells, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
+import { planTransferCells, scoresClassFidelity, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
 import { summarize, type Arm, type CellResult } from './transfer-summary.js';
 import { writeTransferReport } from './transfer-report.js';
 
@@ -183,6 +183,9 @@ export class TransferExperiment {
   private readonly families = new Map<Family, { fp: FamilyProtocol; runner: FamilyRunner }>();
   private readonly splitSeed: number;
   private classifierRun: Promise<DigitClassifier> | null = null;
+  /** Whether cells score class fidelity (scoresClassFidelity), and the images its classifier learns. */
+  private readonly fidelity: boolean;
+  private readonly classifierTrain: ImageSet;
   /** Source models in memory, oldest first; at most one per distinct n_s. */
   private readonly sources = new Map<string, SourceModel>();
 
@@ -208,17 +211,23 @@ export class TransferExperiment {
     // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
     const targetRows = classRows(o.target, o.classes);
     let trainRows: Int32Array;
+    let heldRows: Int32Array | null = null;
     if (o.targetTest) {
       trainRows = targetRows;
       this.heldAll = toImageSet(o.targetTest, classRows(o.targetTest, o.classes), p.size);
     } else {
       const s = stratifiedSplit(Int32Array.from(targetRows, (r) => o.target.labels[r]), 0.3, splitSeed);
       trainRows = Int32Array.from(s.train, (i) => targetRows[i]);
-      this.heldAll = toImageSet(o.target, Int32Array.from(s.test, (i) => targetRows[i]), p.size);
-      writeJson(join(o.out, 'target-split.json'), { seed: splitSeed, train: Array.from(trainRows), test: Array.from(s.test, (i) => targetRows[i]) });
+      heldRows = Int32Array.from(s.test, (i) => targetRows[i]);
+      this.heldAll = toImageSet(o.target, heldRows, p.size);
+      writeJson(join(o.out, 'target-split.json'), { seed: splitSeed, train: Array.from(trainRows), test: Array.from(heldRows) });
     }
     const heldAll = this.heldAll;
     const targetTrain = (this.targetTrain = toImageSet(o.target, trainRows, p.size));
+    this.fidelity = scoresClassFidelity(p, o.classes);
+    // One kept class: its classifier tells it from every other class of the target's training images (never the held-out ones).
+    const held = new Set(heldRows ?? []);
+    this.classifierTrain = o.classes && this.fidelity ? toImageSet(o.target, allRows(o.target.n).filter((r) => !held.has(r)), p.size) : targetTrain;
     if (heldAll.n < 2 || targetTrain.n < 2) throw new Error(`the target has ${targetTrain.n} training and ${heldAll.n} held-out images of the wanted classes; both need at least 2`);
     const evalN = Math.min(p.evalN, heldAll.n);
     this.held = pick(heldAll, subsample(heldAll.n, evalN, deriveSeed(splitSeed, 7), { stratifyBy: heldAll.labels! }));
@@ -229,7 +238,7 @@ export class TransferExperiment {
     const shape = { size: p.size, conditional: p.conditional, numClasses };
     if (p.diffusion) this.families.set('diffusion', { fp: p.diffusion, runner: diffusionFamily(shape, p.diffusion.unet, p.diffusion.samplerSteps) });
     if (p.flow) this.families.set('flow', { fp: p.flow, runner: flowFamily(shape) });
-    this.plan = planTransferCells(p, this.sourceRows.length);
+    this.plan = planTransferCells(p, this.sourceRows.length, o.classes);
     // Every n_s past the source's size takes all of it: one cell stands for them all.
     for (const s of this.plan.skipped) this.log(`[n_s=${s.ns}] skipped: the source has ${s.used} such images, all used at n_s=${s.sameAs}`);
   }
@@ -289,7 +298,7 @@ export class TransferExperiment {
 
   /** The class-fidelity classifier, trained once per process (seeded: every process trains the same one). */
   private classifier(): Promise<DigitClassifier> {
-    this.classifierRun ??= trainClassifier(this.targetTrain, { ...this.p.classifier!, seed: deriveSeed(this.splitSeed, 9) }).then((c) => {
+    this.classifierRun ??= trainClassifier(this.classifierTrain, { ...this.p.classifier!, seed: deriveSeed(this.splitSeed, 9) }).then((c) => {
       this.log(`class-fidelity classifier: ${(100 * c.heldOutAccuracy).toFixed(1)}% on ${c.heldOut} held-out real ${this.targetName} images`);
       return c;
     });
@@ -365,7 +374,7 @@ export class TransferExperiment {
     const samples = await model.sample(held.n, p.conditional ? held.labels! : undefined, seed);
     const grid = gridOf(samples, held.labels!, d, p.conditional);
     savePngGrid(gridPath, grid.images, grid.n, p.size, p.size, 10);
-    const classifier = p.conditional && p.classifier ? await this.classifier() : null;
+    const classifier = this.fidelity ? await this.classifier() : null;
     const fidelity = classifier ? await classFidelity(classifier, samples, held.labels!) : null;
     return {
       w1: await imageW1(samples, held.images, pixels),
@@ -396,7 +405,7 @@ export class TransferExperiment {
       targetName: this.targetName,
       metric: `exact W1 (Euclidean cost, pixels on the [0, 1] scale, ${p.size}x${p.size} images) between ${held.n} generated and ${held.n} held-out ${this.targetName} images`,
       floor: read<TransferResults['floor']>('floor'),
-      classifier: p.conditional && p.classifier ? read<{ heldOutAccuracy: number; heldOut: number }>('classifier') : null,
+      classifier: this.fidelity ? read<{ heldOutAccuracy: number; heldOut: number }>('classifier') : null,
       targetTrain: this.targetTrain.n,
       heldOut: this.heldAll.n,
       evalN: held.n,

@@ -32,13 +32,23 @@ export const targetCellId = (family: Family, arm: Arm, nt: number | 'all', ns: n
   `${family}-${arm}-nt${nt}${ns === null ? '' : `-ns${ns}`}-seed${seed}`;
 
 /**
- * Every cell of the experiment in the order the single-process runner takes them. `sourceCount`
- * is the number of source images of the wanted classes (an n_s past it takes all of them).
- * A source cell comes just before the first cell that needs it.
+ * Whether the cells score class fidelity: a conditional model's samples against their labels, or
+ * an unconditional model of one class (the digit-3 task) by the share of its samples that a
+ * classifier of all the target's classes assigns to that class.
  */
-export function planTransferCells(p: TransferProtocol, sourceCount: number): TransferPlan {
+export function scoresClassFidelity(p: Pick<TransferProtocol, 'conditional' | 'classifier'>, classes?: readonly number[]): boolean {
+  return p.classifier !== null && (p.conditional || classes?.length === 1);
+}
+
+/**
+ * Every cell of the experiment in the order the single-process runner takes them. `sourceCount`
+ * is the number of source images of the wanted classes (an n_s past it takes all of them);
+ * `classes` the classes kept, if not all. A source cell comes just before the first cell that
+ * needs it.
+ */
+export function planTransferCells(p: TransferProtocol, sourceCount: number, classes?: readonly number[]): TransferPlan {
   const cells: PlannedCell[] = [{ id: 'floor', kind: 'floor', needs: [] }];
-  if (p.conditional && p.classifier) cells.push({ id: 'classifier', kind: 'classifier', needs: [] });
+  if (scoresClassFidelity(p, classes)) cells.push({ id: 'classifier', kind: 'classifier', needs: [] });
   const sourceSizes: Record<string, number> = {};
   const skipped: TransferPlan['skipped'] = [];
   const families = ([['diffusion', p.diffusion], ['flow', p.flow]] as const).filter(([, fp]) => fp);

@@ -26,7 +26,7 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     `# ${r.experiment} (preset ${r.preset}, protocol ${r.protocolVersion})`,
     '',
     `Source ${r.sourceName}, target ${r.targetName}: ${r.targetTrain} training / ${r.heldOut} held-out target images. Metric: ${r.metric}; lower is better.`,
-    `Label-matched real-vs-real floor: ${r.floor.w1.toFixed(4)}.` + (r.classifier ? ` Class fidelity: an MLP classifier trained on the target training images, ${(100 * r.classifier.heldOutAccuracy).toFixed(1)}% on ${r.classifier.heldOut} held-out real images.` : ''),
+    `Label-matched real-vs-real floor: ${r.floor.w1.toFixed(4)}.` + (r.classifier ? ` Class fidelity: an MLP classifier trained on the target training images${c.conditional ? '' : ' of every class (the score is the share of samples it assigns to the kept class)'}, ${(100 * r.classifier.heldOutAccuracy).toFixed(1)}% on ${r.classifier.heldOut} held-out real images.` : ''),
     `Seeds: ${c.seeds.join(', ')}. Every run stops on its own validation split (${100 * c.validationFraction.source}% of the source, ${100 * c.validationFraction.target}% of the target subset) and keeps its best weights; 'matched' is the baseline given the transfer arm's total steps.`,
     '',
     `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |${hasVariant ? ' variant W1 |' : ''}`,

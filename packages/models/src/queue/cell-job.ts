@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsOptions, type Family } from '../experiments/index.js';
+import { mnistUspsClasses } from '../experiments/mnist-usps.js';
 import { planTransferCells } from '../experiments/transfer-plan.js';
 
 /** The experiments a queue runs: the transfer experiments, made of cells. */
@@ -68,7 +69,7 @@ export function checkCellJob(data: unknown): CellJob {
   const job = d as unknown as CellJob;
   // Every n_s is its own cell when the source is taken as unbounded: this plan holds every id the real one can.
   const o = mnistUspsOptions({ ...overridesOf(job), preset: job.preset, dataDir: '', out: '', log: () => {} }, job.experiment === 'mnist-usps-conditional');
-  if (!planTransferCells({ ...o.preset, conditional: o.conditional }, Infinity).cells.some((c) => c.id === job.cell)) throw new Error(`job cell '${job.cell}' is not a cell of ${job.experiment} preset ${job.preset}`);
+  if (!planTransferCells({ ...o.preset, conditional: o.conditional }, Infinity, mnistUspsClasses(o.conditional)).cells.some((c) => c.id === job.cell)) throw new Error(`job cell '${job.cell}' is not a cell of ${job.experiment} preset ${job.preset}`);
   return job;
 }
 
