@@ -17,6 +17,7 @@ import { trainDiffusion, validationLoss, type ImageSet } from '../src/diffusion/
 import { UNet2D } from '../src/diffusion/unet.js';
 import { runTransferExperiment, type TransferProtocol } from '../src/experiments/transfer-experiment.js';
 import { parseTransferArgs } from '../src/experiments/transfer-cli.js';
+import { winsBeyondSpread } from '../src/experiments/transfer-summary.js';
 import type { DigitImages } from '../src/data/mnist.js';
 
 useGpu({ poison: false });
@@ -90,6 +91,10 @@ describe('runTransferExperiment (synthetic)', () => {
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     expect(md).toMatch(/\| diffusion \| 12 \| 20 \|/);
     expect(md).toMatch(/Label-matched real-vs-real floor/);
+    // A claim names its seeds; two are a first reading, not a result.
+    const wins = winsBeyondSpread(r.summary.rows);
+    for (const w of wins) expect(md).toContain(`${w.family} n_t=${w.nt} n_s=${w.ns} (2 seeds only: a first reading, 3 are needed for a claim)`);
+    if (!wins.length) expect(md).toContain('beyond seed spread in no cell');
     // Resumable: nothing is recomputed, the table is the same.
     const logs: string[] = [];
     await run((m) => logs.push(m));

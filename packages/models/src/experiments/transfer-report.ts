@@ -8,12 +8,18 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { winsBeyondSpread, type ArmSummary } from './transfer-summary.js';
+import { winsBeyondSpread, type ArmSummary, type SummaryRow } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
 const steps = (a: ArmSummary | undefined) => (a ? Math.round(a.totalSteps.mean).toString() : '-');
 const diff = (p: PairedDifference | undefined) => (p ? `${p.mean >= 0 ? '+' : ''}${p.mean.toFixed(3)}${p.n > 1 ? ` ± ${p.sd.toFixed(3)}` : ''} (${p.verdict === 'a lower' ? 'lower' : p.verdict === 'a higher' ? 'higher' : 'within spread'})` : '-');
+
+/** How many seeds a claim rests on; under 3 the protocol takes it as a first reading, not a result. */
+const seedCount = (row: SummaryRow): string => {
+  const n = row.vsMatched?.n ?? 0;
+  return n >= 3 ? `${n} seeds` : `${n} seeds only: a first reading, 3 are needed for a claim`;
+};
 
 export function writeTransferReport(out: string, r: TransferResults): void {
   writeJson(join(out, 'results.json'), r);
@@ -47,7 +53,7 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     for (const t of r.summary.trends) lines.push(`| ${t.family} | ${t.arm} | ${t.nt} | ${t.metric === 'w1' ? 'W1' : 'class accuracy'} | ${t.trend} |`);
   }
   const wins = winsBeyondSpread(rows);
-  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns}`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
+  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
   const perClass = r.cells.filter((x) => Object.keys(x.perClass).length && x.seed === c.seeds[0]);
   if (perClass.length) {
     const classes = Object.keys(r.floor.perClass);
