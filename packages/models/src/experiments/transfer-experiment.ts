@@ -211,7 +211,7 @@ export class TransferExperiment {
     // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
     const targetRows = classRows(o.target, o.classes);
     let trainRows: Int32Array;
-    let heldRows: Int32Array | null = null;
+    let heldRows = new Int32Array(0);
     if (o.targetTest) {
       trainRows = targetRows;
       this.heldAll = toImageSet(o.targetTest, classRows(o.targetTest, o.classes), p.size);
@@ -225,9 +225,9 @@ export class TransferExperiment {
     const heldAll = this.heldAll;
     const targetTrain = (this.targetTrain = toImageSet(o.target, trainRows, p.size));
     this.fidelity = scoresClassFidelity(p, o.classes);
-    // One kept class: its classifier tells it from every other class of the target's training images (never the held-out ones).
-    const held = new Set(heldRows ?? []);
-    this.classifierTrain = o.classes && this.fidelity ? toImageSet(o.target, allRows(o.target.n).filter((r) => !held.has(r)), p.size) : targetTrain;
+    // Unconditional (one kept class): its classifier tells it from every other class of the target's training images (never the held-out ones).
+    const held = new Set(heldRows);
+    this.classifierTrain = !p.conditional && this.fidelity ? toImageSet(o.target, allRows(o.target.n).filter((r) => !held.has(r)), p.size) : targetTrain;
     if (heldAll.n < 2 || targetTrain.n < 2) throw new Error(`the target has ${targetTrain.n} training and ${heldAll.n} held-out images of the wanted classes; both need at least 2`);
     const evalN = Math.min(p.evalN, heldAll.n);
     this.held = pick(heldAll, subsample(heldAll.n, evalN, deriveSeed(splitSeed, 7), { stratifyBy: heldAll.labels! }));

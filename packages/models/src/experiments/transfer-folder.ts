@@ -12,7 +12,7 @@ import { FAMILIES } from './families.js';
 import type { TransferProtocol } from './transfer-experiment.js';
 
 /** What a folder's config.json records: the experiment and its settings (the grid lists left out). */
-export interface FolderConfig {
+interface FolderConfig {
   experiment: string;
   config: Record<string, unknown>;
 }
