@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import * as T from '@transfuse/core';
 import { fileTuneStore } from '@transfuse/core/node';
-import { blockingName, convRowCandidates, rowBlockPixels, rowFit, rowKernelsApply, softmaxBucket, softmaxCandidates, softmaxRowModeFor } from '@transfuse/kernels';
+import { blockingName, convRowCandidates, geometryName, MATMUL_VEC4, MATMUL_VEC4_CANDIDATES, MATMUL_VEC4_LADDER, matmulVec4GeometryFor, rowBlockPixels, rowFit, rowKernelsApply, softmaxBucket, softmaxCandidates, softmaxRowModeFor } from '@transfuse/kernels';
 import { useGpu } from './helpers.js';
 
 useGpu({ poison: false });
@@ -31,6 +31,26 @@ describe('the row conv rules (pure)', () => {
     expect(rowKernelsApply(1, 1, 3)).toBe(true);
     expect(rowKernelsApply(1, 1, 7)).toBe(true);
     expect([rowKernelsApply(2, 1, 3), rowKernelsApply(1, 2, 3), rowKernelsApply(1, 1, 1), rowKernelsApply(1, 1, 8)]).toEqual([false, false, false, false]);
+  });
+});
+
+describe('the vec4 matmul block (pure)', () => {
+  const name = (M: number, N: number, batch: number, software = true, chosen?: string) => geometryName(matmulVec4GeometryFor(M, N, batch, software, chosen));
+  test('software adapters take the largest ladder block that still gives 64 invocations', () => {
+    expect(name(1024, 1024, 1)).toBe('b16x32_wg8x4');
+    expect(name(256, 256, 1)).toBe('b16x32_wg8x4'); // 16 x 8 = 128 blocks
+    expect(name(128, 128, 1)).toBe('b16x16_wg8x4'); // 16x32 gives 32, 16x16 gives 64
+    expect(name(64, 128, 1)).toBe('b8x16_wg8x4'); // 16x16 gives 32: the fixed block
+    expect(name(128, 128, 2)).toBe('b16x32_wg8x4'); // the batch counts
+    expect(name(4, 4, 1)).toBe(geometryName(MATMUL_VEC4)); // too small for any: the fixed block
+  });
+  test('GPUs keep the fixed block; a measured or forced block wins when it is a candidate', () => {
+    expect(name(1024, 1024, 1, false)).toBe(geometryName(MATMUL_VEC4));
+    expect(name(1024, 1024, 1, true, 'b8x8_wg8x8')).toBe('b8x8_wg8x8');
+    expect(name(1024, 1024, 1, true, 'b99x99_wg1x1')).toBe('b16x32_wg8x4');
+  });
+  test('every ladder block is a candidate, so the correctness test of each candidate covers it', () => {
+    for (const g of MATMUL_VEC4_LADDER) expect(MATMUL_VEC4_CANDIDATES).toContain(g);
   });
 });
 

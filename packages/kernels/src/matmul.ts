@@ -34,9 +34,8 @@ export interface MatmulGeometry {
 }
 
 export const MATMUL_GENERIC: MatmulGeometry = { block: [4, 4], workgroup: [8, 8] };
-// The fixed vec4 block (the tuner may pick another, matmul_choice.ts): on llvmpipe every storage
-// load costs per lane, so a larger block reuses each load more, and OpenGL's Mesa 22 needs 8
-// invocations along x (measurements in BENCHMARKS.md, "Notes").
+// The fixed vec4 block: GPUs, and software adapters on products too small for the larger blocks of
+// matmul_choice.ts. OpenGL's Mesa 22 needs 8 invocations along x (BENCHMARKS.md, "Notes").
 export const MATMUL_VEC4: MatmulGeometry = { block: [8, 16], workgroup: [8, 4] };
 export const MATMUL_TILED: MatmulGeometry = { block: [4, 4], workgroup: [16, 16] };
 /** K step of the tiled variant. */
