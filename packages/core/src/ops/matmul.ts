@@ -102,18 +102,19 @@ export function matmulVariantFor(M: number, N: number, K: number, transA: boolea
 
 /** The vec4 block for this product: forced, measured by the tuner (see tune.ts), or the shape rule of matmul_choice.ts. */
 function vec4Geometry(g: Gemm): MatmulGeometry {
+  const software = isSoftwareAdapter(runtime().acquired.adapter.info);
   const trial = () => {
     const a = randn(g.transA ? [g.batch, g.K, g.M] : [g.batch, g.M, g.K], { seed: 1 });
     const b = randn(g.transB ? [g.batch, g.N, g.K] : [g.batch, g.K, g.N], { seed: 2 });
     const gt: Gemm = { ...g, a, b, sab: g.M * g.K, sbb: g.K * g.N, outShape: [g.batch, g.M, g.N] };
     return {
-      run: (v: string) => gemm(gt, { variant: 'vec4' }, 'tune matmul', matmulVec4GeometryFor(g.M, g.N, g.batch, true, v)).dispose(),
+      run: (v: string) => gemm(gt, { variant: 'vec4' }, 'tune matmul', matmulVec4GeometryFor(g.M, g.N, g.batch, software, v)).dispose(),
       dispose: () => [a, b].forEach((t) => t.dispose()),
     };
   };
   const names = MATMUL_VEC4_CANDIDATES.map(geometryName);
   const chosen = tunedVariant('matmul', matmulBucket(g.M, g.N, g.K, g.transA, g.transB), names, trial);
-  return matmulVec4GeometryFor(g.M, g.N, g.batch, isSoftwareAdapter(runtime().acquired.adapter.info), chosen);
+  return matmulVec4GeometryFor(g.M, g.N, g.batch, software, chosen);
 }
 
 function kernelFor(variant: MatmulVariant, g: Gemm, op: string, geometry?: MatmulGeometry): { k: Kernel; geometry: MatmulGeometry } {
