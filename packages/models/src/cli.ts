@@ -26,6 +26,8 @@ interface ExperimentFlags {
   families?: string[];
   seeds?: number[];
   nt?: string;
+  'source-cap'?: number;
+  'target-cap'?: number;
   queue?: string;
   status?: boolean;
   requeue?: boolean;
@@ -34,9 +36,11 @@ interface ExperimentFlags {
 async function experiment(name: string, preset: string, v: ExperimentFlags, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
   const e = EXPERIMENTS[name];
   if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
-  if ((v.ns || v.families || v.seeds || v.nt) && !e.takesOverrides) throw new UsageError(`experiment ${name}: --ns, --families, --seeds and --nt apply to the mnist-usps experiments only`);
+  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap']) && !e.takesOverrides) {
+    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap and --target-cap apply to the mnist-usps experiments only`);
+  }
   const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
-  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt };
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'] };
   if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
   if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
@@ -81,6 +85,8 @@ const COMMANDS: Record<string, Command<any>> = {
       families: { type: 'choices', values: FAMILIES, help: 'mnist-usps only: model families' },
       seeds: { type: 'ints', min: 0, max: 2 ** 31 - 1, help: 'mnist-usps only: seeds, e.g. 0' },
       nt: { type: 'string', help: "mnist-usps only: target sizes, e.g. 100,all" },
+      'source-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: the source runs' most steps (the preset's otherwise); raise it when the report says a cap ended them" },
+      'target-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: likewise for the target runs (transfer, baseline; 'matched' is capped at the transfer arm's total)" },
       queue: { type: 'string', help: 'redis://[:PASSWORD@]HOST:PORT/DB: queue the cells for `transfuse worker`s instead of running them here' },
       status: { type: 'bool', help: 'with --queue: show the grid\'s done / running / waiting / failed cells (and write the report once all are done)' },
       requeue: { type: 'bool', help: 'with --queue: rebuild the grid\'s queue from the results folder (finished cells stay done; failed ones run again)' },

@@ -35,7 +35,7 @@ describe.each([
   ['flow', () => flowFamily(shape)],
 ] as const)('%s family: resumable cells', (name, family) => {
   test('stopped or killed after its first checkpoint, a cell resumes to the uninterrupted record and weights', async () => {
-    const o = { seed: 7, label: `${name} cell`, stopEarly: true };
+    const o = { seed: 7, label: `${name} cell` };
     const reference = family().baseline(3);
     const ref = await reference.train(train, validation, budget, o);
     expect(ref.curve.length).toBeGreaterThanOrEqual(2);

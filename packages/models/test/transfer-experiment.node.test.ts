@@ -1,6 +1,6 @@
 /**
  * The generic transfer experiment on a tiny synthetic source and target (8x8 images, 2 classes):
- * every arm runs, the compute-matched baseline gets exactly the transfer arm's total steps, steps
+ * every arm runs, the compute-matched baseline's cap is the transfer arm's total steps, steps
  * and images are recorded, the summary's paired differences match the cells, runs resume, and
  * folders of the fixed-step protocol are refused. Also: early stopping of trainDiffusion keeps
  * the weights of its best validation loss.
@@ -17,6 +17,7 @@ import { trainDiffusion, validationLoss, type ImageSet } from '../src/diffusion/
 import { UNet2D } from '../src/diffusion/unet.js';
 import { runTransferExperiment, type TransferProtocol } from '../src/experiments/transfer-experiment.js';
 import { parseTransferArgs } from '../src/experiments/transfer-cli.js';
+import { MNIST_USPS_PRESETS } from '../src/experiments/mnist-usps.js';
 import { winsBeyondSpread } from '../src/experiments/transfer-summary.js';
 import type { DigitImages } from '../src/data/mnist.js';
 
@@ -74,6 +75,7 @@ describe('runTransferExperiment (synthetic)', () => {
       // The source stops on validation (patience 1) or at its cap of 8; the transfer's total counts it.
       expect(t.source!.steps).toBeLessThanOrEqual(8);
       expect(t.totalSteps).toBe(t.source!.steps + t.target.steps);
+      // Target patience 100: nothing stops early, so the matched arm runs its whole cap.
       const matched = r.cells.find((c) => c.arm === 'matched' && c.seed === t.seed && c.nt === t.nt && c.ns === t.ns)!;
       expect(matched.target.steps).toBe(t.totalSteps);
       expect(matched.totalSteps).toBe(t.totalSteps);
@@ -91,6 +93,8 @@ describe('runTransferExperiment (synthetic)', () => {
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     expect(md).toMatch(/\| diffusion \| 12 \| 20 \|/);
     expect(md).toMatch(/Label-matched real-vs-real floor/);
+    // Caps of 6-8 steps with patience 100 end runs that are still improving: the report says so.
+    expect(md).toMatch(/Not converged: \d+ run\(s\) ended at their cap while the validation loss could still improve/);
     // A claim names its seeds; two are a first reading, not a result.
     const wins = winsBeyondSpread(r.summary.rows);
     for (const w of wins) expect(md).toContain(`${w.family} n_t=${w.nt} n_s=${w.ns} (2 seeds only: a first reading, 3 are needed for a claim)`);
@@ -112,6 +116,11 @@ describe('runTransferExperiment (synthetic)', () => {
     expect(p.protocol.seeds).toEqual([0, 1, 2]);
     expect(p.protocol.flow).toBeUndefined();
     expect(p.protocol.diffusion!.arms).toEqual(['transfer', 'baseline', 'matched']);
+    // The caps replace the preset's for every family, and leave the preset itself alone.
+    const capped = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--source-cap', '5000', '--target-cap', '900']).protocol;
+    for (const f of ['diffusion', 'flow'] as const) expect([capped[f]!.source.cap, capped[f]!.target.cap]).toEqual([5000, 900]);
+    expect(MNIST_USPS_PRESETS.cpu.diffusion!.source.cap).toBe(2000);
+    expect(capped.diffusion!.source.patience).toBe(MNIST_USPS_PRESETS.cpu.diffusion!.source.patience);
     const bad = (extra: string[]) => () => parseTransferArgs(['--source', 's', '--target', 't', ...extra]);
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
@@ -119,6 +128,8 @@ describe('runTransferExperiment (synthetic)', () => {
     expect(bad(['--pixel-range', '255,0'])).toThrow("--pixel-range takes LOW,HIGH with LOW < HIGH, e.g. 0,255; got '255,0'");
     expect(bad(['--families', 'flow'])).toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");
     expect(bad(['--preset', 'huge'])).toThrow("--preset takes smoke, demo, cpu, paper, got 'huge'");
+    expect(bad(['--source-cap', '0'])).toThrow("--source-cap takes whole numbers of at least 1, got '0'");
+    expect(bad(['--target-cap', 'many'])).toThrow("--target-cap takes whole numbers of at least 1, got 'many'");
     expect(() => parseTransferArgs(['--target', 't'])).toThrow('--source DIR|FILE is required');
   });
 });

@@ -44,8 +44,6 @@ export interface TrainRecord {
 export interface CellTrainOptions {
   seed: number;
   label: string;
-  /** false: run to the cap (and still keep the best weights). */
-  stopEarly: boolean;
   /**
    * A folder of this run's checkpoints (one per validation check, early-stopping state included):
    * a run that finds one there resumes from it and ends as if never stopped. SIGINT/SIGTERM (or
@@ -125,7 +123,7 @@ export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRES
         logEvery: Math.max(10, Math.floor(b.cap / 10)),
         validation,
         validateEvery: b.validateEvery,
-        patience: o.stopEarly ? b.patience : Infinity,
+        patience: b.patience,
         checkpoint: cellCheckpoint(b, o),
       });
       return record(r, b, o);
@@ -178,7 +176,7 @@ export function flowFamily(shape: FamilyShape): FamilyRunner {
         logEvery: Math.max(10, Math.floor(b.cap / 10)),
         validation: asFlowData(validation),
         validateEvery: b.validateEvery,
-        patience: o.stopEarly ? b.patience : Infinity,
+        patience: b.patience,
         checkpoint: cellCheckpoint(b, o),
       });
       return record(r, b, o);

@@ -55,6 +55,26 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
   },
 };
 
+/** Caps that replace a preset's (`--source-cap`, `--target-cap`), for every family it runs: the knob for a run whose report says a cap ended it. */
+export interface CapOverrides {
+  sourceCap?: number;
+  targetCap?: number;
+}
+
+export function withCaps<P extends MnistUspsPreset>(preset: P, caps: CapOverrides): P {
+  for (const [flag, cap] of [['--source-cap', caps.sourceCap], ['--target-cap', caps.targetCap]] as const) {
+    if (cap !== undefined && !(Number.isSafeInteger(cap) && cap >= 1)) throw new Error(`${flag} must be a whole number of steps of at least 1, got ${cap}`);
+  }
+  const out = structuredClone(preset);
+  for (const f of FAMILIES) {
+    const fp = out[f];
+    if (!fp) continue;
+    if (caps.sourceCap !== undefined) fp.source.cap = caps.sourceCap;
+    if (caps.targetCap !== undefined) fp.target.cap = caps.targetCap;
+  }
+  return out;
+}
+
 export interface MnistUspsOptions {
   preset: MnistUspsPreset;
   presetName: string;

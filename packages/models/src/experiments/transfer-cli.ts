@@ -9,7 +9,7 @@ import { UsageError } from '../cli/flags.js';
 import { loadImageSource, type LoadedImages } from '../data/image-source.js';
 import type { PixelRange } from '../metrics/image-w1.js';
 import { FAMILIES, type Family } from './families.js';
-import { MNIST_USPS_PRESETS } from './mnist-usps.js';
+import { MNIST_USPS_PRESETS, withCaps } from './mnist-usps.js';
 import { runTransferExperiment, type TransferProtocol } from './transfer-experiment.js';
 import { ARMS, type Arm } from './transfer-summary.js';
 
@@ -31,6 +31,8 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
   --ns 100,1000              source sizes n_s          --nt 100,300,all   target sizes n_t
   --seeds 0,1,2              seeds                     --families diffusion,flow
   --arms transfer,variant,baseline,matched   arms to run ('matched' is the compute-matched baseline)
+  --source-cap N             the source runs' most steps (default: the preset's); raise it when the
+  --target-cap N             report says a cap, not the validation loss, ended runs (likewise for the target)
   --out DIR                  results folder (resumable; default results/transfer)
 `;
 
@@ -84,6 +86,8 @@ export function parseTransferArgs(argv: string[]) {
       seeds: { type: 'string' },
       families: { type: 'string' },
       arms: { type: 'string' },
+      'source-cap': { type: 'string' },
+      'target-cap': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
     },
@@ -92,7 +96,8 @@ export function parseTransferArgs(argv: string[]) {
   if (!v.target) throw new Error('--target DIR|FILE is required');
   const base = (MNIST_USPS_PRESETS as Record<string, (typeof MNIST_USPS_PRESETS)['demo']>)[v.preset!];
   if (!base) throw new Error(`--preset takes ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got '${v.preset}'`);
-  const protocol: TransferProtocol = structuredClone({ ...base, conditional: !v.unconditional });
+  const cap = (flag: 'source-cap' | 'target-cap') => (v[flag] === undefined ? undefined : (whole(flag, 1)(v[flag]!) as number));
+  const protocol: TransferProtocol = { ...withCaps(base, { sourceCap: cap('source-cap'), targetCap: cap('target-cap') }), conditional: !v.unconditional };
   if (v.size) protocol.size = whole('size', 4)(v.size);
   if (v.ns) protocol.nsList = list('ns', v.ns, whole('ns', 2)) as number[];
   if (v.nt) protocol.ntList = list('nt', v.nt, (s) => (s === 'all' ? s : whole('nt', 2)(s))) as (number | 'all')[];

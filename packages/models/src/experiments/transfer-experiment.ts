@@ -318,7 +318,7 @@ export class TransferExperiment {
     let trained = false;
     const record = await this.cell(c.id, async () => {
       const split = trainValidation(set, this.p.validationFraction.source, this.p.maxValidation, deriveSeed(seed, 13));
-      const r = await this.train(model, c.id, split, fp.source, { seed: deriveSeed(seed, 11), label: `${family} source n_s=${set.n} seed ${seed}`, stopEarly: true });
+      const r = await this.train(model, c.id, split, fp.source, { seed: deriveSeed(seed, 11), label: `${family} source n_s=${set.n} seed ${seed}` });
       await model.save(dir);
       trained = true;
       return r;
@@ -355,12 +355,13 @@ export class TransferExperiment {
         source = s.record;
         model = runner.transfer(s.model, arm === 'variant', deriveSeed(seed, 12));
       } else {
-        // 'matched': the baseline given the transfer arm's total steps (source + target), run to the end; the best validation weights are kept.
+        // 'matched': the baseline given the transfer arm's total steps (source + target) as its cap and schedule; it stops on
+        // the same patience as every run, since steps past its best only overfit (every matched run to the cap kept an early step).
         if (arm === 'matched') budget = { ...fp.target, cap: readJson<CellResult>(join(this.out, 'cells', `${c.needs[0]}.json`)).totalSteps };
         model = runner.baseline(deriveSeed(seed, 1));
       }
       const label = `${family} ${arm === 'variant' ? runner.variantName : arm} n_t=${subset.length}${ns === null ? '' : ` n_s=${ns}`} seed ${seed}`;
-      const target = await this.train(model, c.id, data, budget, { seed: deriveSeed(seed, 2), label, stopEarly: arm !== 'matched' });
+      const target = await this.train(model, c.id, data, budget, { seed: deriveSeed(seed, 2), label });
       const e = await this.evaluate(model, deriveSeed(seed, 3), join(this.out, 'samples', `${c.id}.png`));
       model.dispose();
       const totalSteps = target.steps + (source?.steps ?? 0);

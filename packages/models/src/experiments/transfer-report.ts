@@ -8,7 +8,7 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { winsBeyondSpread, type ArmSummary, type SummaryRow } from './transfer-summary.js';
+import { unconvergedRuns, winsBeyondSpread, type ArmSummary, type SummaryRow, type UnconvergedRun } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
@@ -20,6 +20,17 @@ const seedCount = (row: SummaryRow): string => {
   const n = row.vsMatched?.n ?? 0;
   return n >= 3 ? `${n} seeds` : `${n} seeds only: a first reading, 3 are needed for a claim`;
 };
+
+/** Whether every budget converged; if not, which runs a cap ended and the flag that gives them more. */
+function convergenceLine(runs: UnconvergedRun[]): string {
+  if (!runs.length) return 'Every run was ended by its validation loss or ran past its best by the full patience: no cap cut a run that was still improving.';
+  const name = (u: UnconvergedRun) => `${u.family} ${u.run}${u.nt === null ? '' : ` n_t=${u.nt}`}${u.ns === null ? '' : ` n_s=${u.ns}`} seed ${u.seed} (kept step ${u.bestStep} of ${u.steps})`;
+  const flags = [runs.some((u) => u.run === 'source') && '--source-cap', runs.some((u) => u.run !== 'source' && u.run !== 'matched') && '--target-cap'].filter(Boolean);
+  return (
+    `**Not converged: ${runs.length} run(s) ended at their cap while the validation loss could still improve**: ${runs.map(name).join('; ')}. ` +
+    `The comparisons that read them measure the cap, not what the data can teach${flags.length ? `; raise ${flags.join(' and ')} (in a new --out)` : ' (the matched cap is the transfer arm\'s total steps)'}.`
+  );
+}
 
 export function writeTransferReport(out: string, r: TransferResults): void {
   writeJson(join(out, 'results.json'), r);
@@ -33,7 +44,7 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     '',
     `Source ${r.sourceName}, target ${r.targetName}: ${r.targetTrain} training / ${r.heldOut} held-out target images. Metric: ${r.metric}; lower is better.`,
     `Label-matched real-vs-real floor: ${r.floor.w1.toFixed(4)}.` + (r.classifier ? ` Class fidelity: an MLP classifier trained on the target training images${c.conditional ? '' : ' of every class (the score is the share of samples it assigns to the kept class)'}, ${(100 * r.classifier.heldOutAccuracy).toFixed(1)}% on ${r.classifier.heldOut} held-out real images.` : ''),
-    `Seeds: ${c.seeds.join(', ')}. Every run stops on its own validation split (${100 * c.validationFraction.source}% of the source, ${100 * c.validationFraction.target}% of the target subset) and keeps its best weights; 'matched' is the baseline given the transfer arm's total steps.`,
+    `Seeds: ${c.seeds.join(', ')}. Every run stops on its own validation split (${100 * c.validationFraction.source}% of the source, ${100 * c.validationFraction.target}% of the target subset) and keeps its best weights; 'matched' is the baseline given the transfer arm's total steps as its cap.`,
     '',
     `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |${hasVariant ? ' variant W1 |' : ''}`,
     `|---|---|---|---|---|---|---|---|${hasAcc ? '---|---|---|' : ''}---|${hasVariant ? '---|' : ''}`,
@@ -54,6 +65,7 @@ export function writeTransferReport(out: string, r: TransferResults): void {
   }
   const wins = winsBeyondSpread(rows);
   lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
+  lines.push('', convergenceLine(unconvergedRuns(r.cells, { diffusion: c.diffusion, flow: c.flow })));
   const perClass = r.cells.filter((x) => Object.keys(x.perClass).length && x.seed === c.seeds[0]);
   if (perClass.length) {
     const classes = Object.keys(r.floor.perClass);

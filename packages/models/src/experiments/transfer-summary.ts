@@ -133,3 +133,45 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
 export function winsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
   return rows.filter((r) => r.vsBaseline?.verdict === 'a lower' && r.vsMatched?.verdict === 'a lower');
 }
+
+/** A training run that its cap ended while its validation loss was still within patience of improving. */
+export interface UnconvergedRun {
+  family: Family;
+  /** 'source' for a pre-training run (listed once, though every transfer cell of it reads it). */
+  run: 'source' | Arm;
+  seed: number;
+  nt: string | null;
+  ns: number | null;
+  steps: number;
+  bestStep: number;
+}
+
+/** The budgets a run was given: its family's caps and checks (the matched arm's cap is its transfer arm's total). */
+export interface RunBudgets {
+  source: { cap: number; validateEvery: number; patience: number };
+  target: { cap: number; validateEvery: number; patience: number };
+}
+
+/**
+ * The runs a cap ended before their validation loss did: at the cap, with the best step less than
+ * `patience` checks before it (early stopping had not run out, so the loss may still fall). A
+ * comparison against such a run measures the budget, not what the data can teach.
+ */
+export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Family, RunBudgets>>): UnconvergedRun[] {
+  const out: UnconvergedRun[] = [];
+  const sources = new Set<string>();
+  const still = (r: TrainRecord, b: RunBudgets['source'], cap: number) => r.steps >= cap && r.steps - r.bestStep < b.patience * b.validateEvery;
+  for (const c of cells) {
+    const b = budgets[c.family];
+    if (!b) continue;
+    const sourceKey = `${c.family}/${c.seed}/${c.ns}`;
+    if (c.source && !sources.has(sourceKey) && still(c.source, b.source, b.source.cap)) {
+      sources.add(sourceKey);
+      out.push({ family: c.family, run: 'source', seed: c.seed, nt: null, ns: c.ns, steps: c.source.steps, bestStep: c.source.bestStep });
+    }
+    const pairedTransfer = c.arm === 'matched' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
+    const cap = pairedTransfer ? pairedTransfer.totalSteps : b.target.cap;
+    if (still(c.target, b.target, cap)) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
+  }
+  return out;
+}

@@ -20,6 +20,8 @@ export interface GridCommand {
   families?: Family[];
   seeds?: number[];
   nt?: (number | 'all')[];
+  sourceCap?: number;
+  targetCap?: number;
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;

@@ -1,0 +1,45 @@
+/** Which runs a cap cut while still improving, on cells written by hand. */
+import { describe, expect, it } from 'vitest';
+import type { TrainRecord } from '../src/experiments/families.js';
+import { unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
+
+const rec = (steps: number, bestStep: number): TrainRecord => ({ steps, bestStep, images: steps * 32, curve: [], seconds: 0 });
+
+function cell(arm: CellResult['arm'], seed: number, nt: string, ns: number | null, target: TrainRecord, source?: TrainRecord): CellResult {
+  const totalSteps = target.steps + (source?.steps ?? 0);
+  return { family: 'diffusion', arm, seed, nt, ntUsed: 100, ns, w1: 1, perClass: {}, target, ...(source ? { source } : {}), totalSteps, totalImages: totalSteps * 32 };
+}
+
+// Caps 2,000 (source) and 1,500 (target); patience x validateEvery = 800 and 500 steps.
+const budgets = { diffusion: { source: { cap: 2000, validateEvery: 200, patience: 4 }, target: { cap: 1500, validateEvery: 100, patience: 5 } } };
+
+describe('unconvergedRuns', () => {
+  it('lists a capped source once, however many cells read it, and only while it could still improve', () => {
+    const still = rec(2000, 2000);
+    const done = rec(2000, 1200); // 800 steps past its best: early stopping had run out at the cap
+    const cells = [
+      cell('transfer', 0, '100', 60000, rec(800, 300), still),
+      cell('transfer', 0, 'all', 60000, rec(900, 400), still),
+      cell('transfer', 1, '100', 60000, rec(800, 300), done),
+      cell('transfer', 1, '100', 100, rec(700, 200), rec(1600, 800)),
+    ];
+    expect(unconvergedRuns(cells, budgets)).toEqual([{ family: 'diffusion', run: 'source', seed: 0, nt: null, ns: 60000, steps: 2000, bestStep: 2000 }]);
+  });
+
+  it('reads the target cap for transfer and baseline, and the transfer total for matched', () => {
+    const source = rec(1600, 800);
+    const cells = [
+      cell('baseline', 0, '100', null, rec(1000, 500)), // stopped early
+      cell('baseline', 1, '100', null, rec(1500, 1100)), // at the cap, 400 < 500 steps past its best
+      cell('transfer', 0, '100', 100, rec(600, 100), source), // total 2,200
+      cell('matched', 0, '100', 100, rec(2200, 500)), // the old rule ran it to its cap, far past its best
+      cell('transfer', 1, '100', 100, rec(700, 200), source), // total 2,300
+      cell('matched', 1, '100', 100, rec(2300, 2000)), // at its cap, 300 steps past its best
+    ];
+    expect(unconvergedRuns(cells, budgets).map((u) => `${u.run} seed ${u.seed} ${u.bestStep}/${u.steps}`)).toEqual(['baseline seed 1 1100/1500', 'matched seed 1 2000/2300']);
+  });
+
+  it('ignores families without budgets', () => {
+    expect(unconvergedRuns([cell('baseline', 0, '100', null, rec(1500, 1500))], {})).toEqual([]);
+  });
+});
