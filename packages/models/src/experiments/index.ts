@@ -96,5 +96,6 @@ export {
   runChengSynthetic,
   mnistUspsExperiment,
   runMnistUsps,
+  withCaps,
   runSecSimulation,
 };
