@@ -1,7 +1,7 @@
-/** Which runs a cap cut while still improving, on cells written by hand. */
+/** Which runs a cap cut while still improving, and which kept their first check, on cells written by hand. */
 import { describe, expect, it } from 'vitest';
 import type { TrainRecord } from '../src/experiments/families.js';
-import { unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
+import { runsKeptAtFirstCheck, unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
 
 const rec = (steps: number, bestStep: number): TrainRecord => ({ steps, bestStep, images: steps * 32, curve: [], seconds: 0 });
 
@@ -41,5 +41,21 @@ describe('unconvergedRuns', () => {
 
   it('ignores families without budgets', () => {
     expect(unconvergedRuns([cell('baseline', 0, '100', null, rec(1500, 1500))], {})).toEqual([]);
+  });
+});
+
+describe('runsKeptAtFirstCheck', () => {
+  const curve = (every: number, n: number): [number, number][] => Array.from({ length: n }, (_, i) => [every * (i + 1), 1]);
+  const run = (steps: number, bestStep: number, every: number): TrainRecord => ({ ...rec(steps, bestStep), curve: curve(every, steps / every) });
+
+  it('lists runs whose best is their first check, not runs that stopped there or improved later', () => {
+    const source = run(600, 100, 100); // kept its first check: listed once for both cells that read it
+    const cells = [
+      cell('baseline', 0, '100', null, run(450, 50, 50)), // kept step 50 of checks every 50 steps
+      cell('variant', 0, '100', 100, run(450, 100, 50), source), // kept its second check
+      cell('variant', 0, 'all', 100, run(1500, 1500, 50), source),
+      cell('baseline', 1, '100', null, { ...rec(50, 50), curve: curve(50, 1) }), // one check: nothing to compare
+    ];
+    expect(runsKeptAtFirstCheck(cells).map((u) => `${u.run} seed ${u.seed} n_t=${u.nt} ${u.bestStep}/${u.steps}`)).toEqual(['baseline seed 0 n_t=100 50/450', 'source seed 0 n_t=null 100/600']);
   });
 });

@@ -8,7 +8,7 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { unconvergedRuns, winsBeyondSpread, type ArmSummary, type SummaryRow, type UnconvergedRun } from './transfer-summary.js';
+import { runsKeptAtFirstCheck, unconvergedRuns, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
@@ -21,13 +21,14 @@ const seedCount = (row: SummaryRow): string => {
   return n >= 3 ? `${n} seeds` : `${n} seeds only: a first reading, 3 are needed for a claim`;
 };
 
+const runName = (u: FlaggedRun) => `${u.family} ${u.run}${u.nt === null ? '' : ` n_t=${u.nt}`}${u.ns === null ? '' : ` n_s=${u.ns}`} seed ${u.seed} (kept step ${u.bestStep} of ${u.steps})`;
+
 /** Whether every budget converged; if not, which runs a cap ended and the flag that gives them more. */
-function convergenceLine(runs: UnconvergedRun[]): string {
+function convergenceLine(runs: FlaggedRun[]): string {
   if (!runs.length) return 'Every run was ended by its validation loss or ran past its best by the full patience: no cap cut a run that was still improving.';
-  const name = (u: UnconvergedRun) => `${u.family} ${u.run}${u.nt === null ? '' : ` n_t=${u.nt}`}${u.ns === null ? '' : ` n_s=${u.ns}`} seed ${u.seed} (kept step ${u.bestStep} of ${u.steps})`;
   const flags = [runs.some((u) => u.run === 'source') && '--source-cap', runs.some((u) => u.run !== 'source' && u.run !== 'matched') && '--target-cap'].filter(Boolean);
   return (
-    `**Not converged: ${runs.length} run(s) ended at their cap while the validation loss could still improve**: ${runs.map(name).join('; ')}. ` +
+    `**Not converged: ${runs.length} run(s) ended at their cap while the validation loss could still improve**: ${runs.map(runName).join('; ')}. ` +
     `The comparisons that read them measure the cap, not what the data can teach${flags.length ? `; raise ${flags.join(' and ')} (in a new --out)` : ' (the matched cap is the transfer arm\'s total steps)'}.`
   );
 }
@@ -66,6 +67,14 @@ export function writeTransferReport(out: string, r: TransferResults): void {
   const wins = winsBeyondSpread(rows);
   lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
   lines.push('', convergenceLine(unconvergedRuns(r.cells, { diffusion: c.diffusion, flow: c.flow })));
+  const first = runsKeptAtFirstCheck(r.cells);
+  if (first.length) {
+    lines.push(
+      '',
+      `**Kept their first validation check: ${first.length} run(s)**: ${first.map(runName).join('; ')}. ` +
+        'Their best weights may lie before that check (a small set is overfit within one check interval; a transferred model may be best untouched), so the interval chose them; compare their arms with care.',
+    );
+  }
   const perClass = r.cells.filter((x) => Object.keys(x.perClass).length && x.seed === c.seeds[0]);
   if (perClass.length) {
     const classes = Object.keys(r.floor.perClass);

@@ -134,8 +134,8 @@ export function winsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
   return rows.filter((r) => r.vsBaseline?.verdict === 'a lower' && r.vsMatched?.verdict === 'a lower');
 }
 
-/** A training run that its cap ended while its validation loss was still within patience of improving. */
-export interface UnconvergedRun {
+/** A training run whose budget the report questions (see unconvergedRuns and runsKeptAtFirstCheck). */
+export interface FlaggedRun {
   family: Family;
   /** 'source' for a pre-training run (listed once, though every transfer cell of it reads it). */
   run: 'source' | Arm;
@@ -157,8 +157,8 @@ export interface RunBudgets {
  * `patience` checks before it (early stopping had not run out, so the loss may still fall). A
  * comparison against such a run measures the budget, not what the data can teach.
  */
-export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Family, RunBudgets>>): UnconvergedRun[] {
-  const out: UnconvergedRun[] = [];
+export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Family, RunBudgets>>): FlaggedRun[] {
+  const out: FlaggedRun[] = [];
   const sources = new Set<string>();
   const still = (r: TrainRecord, b: RunBudgets['source'], cap: number) => r.steps >= cap && r.steps - r.bestStep < b.patience * b.validateEvery;
   for (const c of cells) {
@@ -172,6 +172,27 @@ export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Fam
     const pairedTransfer = c.arm === 'matched' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
     const cap = pairedTransfer ? pairedTransfer.totalSteps : b.target.cap;
     if (still(c.target, b.target, cap)) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
+  }
+  return out;
+}
+
+/**
+ * The runs that kept their first validation check although they ran past it: their best weights
+ * may lie before that check (a small set can be overfit within `validateEvery` steps, and for a
+ * transferred model the start itself may be best), so the check interval, not the data, chose them.
+ * Source runs are listed once.
+ */
+export function runsKeptAtFirstCheck(cells: CellResult[]): FlaggedRun[] {
+  const out: FlaggedRun[] = [];
+  const sources = new Set<string>();
+  const early = (r: TrainRecord) => r.curve.length > 1 && r.bestStep === r.curve[0][0];
+  for (const c of cells) {
+    const sourceKey = `${c.family}/${c.seed}/${c.ns}`;
+    if (c.source && !sources.has(sourceKey) && early(c.source)) {
+      sources.add(sourceKey);
+      out.push({ family: c.family, run: 'source', seed: c.seed, nt: null, ns: c.ns, steps: c.source.steps, bestStep: c.source.bestStep });
+    }
+    if (early(c.target)) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
   }
   return out;
 }
