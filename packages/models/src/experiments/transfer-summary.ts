@@ -152,47 +152,43 @@ export interface RunBudgets {
   target: { cap: number; validateEvery: number; patience: number };
 }
 
+/** The runs of the cells that `flagged` picks: each source once (every transfer cell of it reads it), then each target run. */
+function flagRuns(cells: CellResult[], flagged: (r: TrainRecord, c: CellResult, run: 'source' | 'target') => boolean): FlaggedRun[] {
+  const out: FlaggedRun[] = [];
+  const sources = new Set<string>();
+  for (const c of cells) {
+    const sourceKey = `${c.family}/${c.seed}/${c.ns}`;
+    if (c.source && !sources.has(sourceKey) && flagged(c.source, c, 'source')) {
+      sources.add(sourceKey);
+      out.push({ family: c.family, run: 'source', seed: c.seed, nt: null, ns: c.ns, steps: c.source.steps, bestStep: c.source.bestStep });
+    }
+    if (flagged(c.target, c, 'target')) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
+  }
+  return out;
+}
+
 /**
  * The runs a cap ended before their validation loss did: at the cap, with the best step less than
  * `patience` checks before it (early stopping had not run out, so the loss may still fall). A
  * comparison against such a run measures the budget, not what the data can teach.
  */
 export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Family, RunBudgets>>): FlaggedRun[] {
-  const out: FlaggedRun[] = [];
-  const sources = new Set<string>();
-  const still = (r: TrainRecord, b: RunBudgets['source'], cap: number) => r.steps >= cap && r.steps - r.bestStep < b.patience * b.validateEvery;
-  for (const c of cells) {
+  return flagRuns(cells, (r, c, run) => {
     const b = budgets[c.family];
-    if (!b) continue;
-    const sourceKey = `${c.family}/${c.seed}/${c.ns}`;
-    if (c.source && !sources.has(sourceKey) && still(c.source, b.source, b.source.cap)) {
-      sources.add(sourceKey);
-      out.push({ family: c.family, run: 'source', seed: c.seed, nt: null, ns: c.ns, steps: c.source.steps, bestStep: c.source.bestStep });
-    }
-    const pairedTransfer = c.arm === 'matched' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
-    const cap = pairedTransfer ? pairedTransfer.totalSteps : b.target.cap;
-    if (still(c.target, b.target, cap)) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
-  }
-  return out;
+    if (!b) return false;
+    const check = run === 'source' ? b.source : b.target;
+    // The matched arm's cap is its transfer arm's total steps.
+    const transfer = c.arm === 'matched' && run === 'target' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
+    const cap = run === 'source' ? b.source.cap : (transfer?.totalSteps ?? b.target.cap);
+    return r.steps >= cap && r.steps - r.bestStep < check.patience * check.validateEvery;
+  });
 }
 
 /**
  * The runs that kept their first validation check although they ran past it: their best weights
  * may lie before that check (a small set can be overfit within `validateEvery` steps, and for a
  * transferred model the start itself may be best), so the check interval, not the data, chose them.
- * Source runs are listed once.
  */
 export function runsKeptAtFirstCheck(cells: CellResult[]): FlaggedRun[] {
-  const out: FlaggedRun[] = [];
-  const sources = new Set<string>();
-  const early = (r: TrainRecord) => r.curve.length > 1 && r.bestStep === r.curve[0][0];
-  for (const c of cells) {
-    const sourceKey = `${c.family}/${c.seed}/${c.ns}`;
-    if (c.source && !sources.has(sourceKey) && early(c.source)) {
-      sources.add(sourceKey);
-      out.push({ family: c.family, run: 'source', seed: c.seed, nt: null, ns: c.ns, steps: c.source.steps, bestStep: c.source.bestStep });
-    }
-    if (early(c.target)) out.push({ family: c.family, run: c.arm, seed: c.seed, nt: c.nt, ns: c.ns, steps: c.target.steps, bestStep: c.target.bestStep });
-  }
-  return out;
+  return flagRuns(cells, (r) => r.curve.length > 1 && r.bestStep === r.curve[0][0]);
 }
