@@ -1,12 +1,12 @@
 // node cells.mjs RESULTS DATA SEEDS NT_LIST NS_LIST [SOURCE_CAP]: the cpu preset of mnist-usps-conditional, diffusion,
 // on these lists (and this source cap, as `--source-cap` gives it).
 import { init } from '@transfuse/core';
-import { MNIST_USPS_PRESETS, runMnistUsps, withCaps } from '@transfuse/models/node';
+import { MNIST_USPS_PRESETS, runMnistUsps, withBudgets } from '@transfuse/models/node';
 const [out, dataDir, seeds, nts, nss, sourceCap] = process.argv.slice(2);
 const list = (s) => s.split(',').map((v) => (v === 'all' ? v : Number(v)));
 const rt = await init();
 console.log('adapter:', rt.acquired.backend, rt.acquired.adapter.info.description);
-const { flow, ...cpu } = withCaps(MNIST_USPS_PRESETS.cpu, { sourceCap: sourceCap === undefined ? undefined : Number(sourceCap) });
+const { flow, ...cpu } = withBudgets(MNIST_USPS_PRESETS.cpu, { sourceCap: sourceCap === undefined ? undefined : Number(sourceCap) });
 const preset = { ...cpu, seeds: list(seeds), ntList: list(nts), nsList: list(nss) };
 const t0 = Date.now();
 const log = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${m}`);

@@ -155,6 +155,18 @@ describe('early stopping', () => {
     // The weights kept are those of the best check: the same evaluation gives the same number.
     const again = await evalBitsPerDim(flow, validation, { seed: 0 });
     expect(Math.abs(again.natsPerDim - v.best)).toBeLessThan(1e-6);
+
+    // Fine-tuning the kept weights on the same 40 points at 5x the learning rate only overfits more.
+    // With a check at step 0 those starting weights are a candidate, and they are the ones kept, bit for bit.
+    const start = await Promise.all(flow.trainableParameters().map((p) => p.data()));
+    const more = await trainFlow(flow, train, { steps: 3000, batchSize: 40, lr: 5e-2, seed: 25, label: null, validation, validateEvery: 20, patience, validateAtStart: true });
+    const m = more.validation!;
+    expect(m.history[0][0]).toBe(0);
+    expect(Math.abs(m.history[0][1] - v.best)).toBeLessThan(1e-6); // the step-0 check measures the starting weights
+    expect(m.bestStep).toBe(0);
+    expect(more.steps).toBe(patience * 20);
+    const kept = await Promise.all(flow.trainableParameters().map((p) => p.data()));
+    kept.forEach((k, i) => expect(Buffer.compare(Buffer.from(k.buffer), Buffer.from(start[i].buffer)), `parameter ${i}`).toBe(0));
     flow.dispose();
   });
 });

@@ -18,6 +18,7 @@ import { UNet2D } from '../src/diffusion/unet.js';
 import { runTransferExperiment, type TransferProtocol } from '../src/experiments/transfer-experiment.js';
 import { parseTransferArgs } from '../src/experiments/transfer-cli.js';
 import { MNIST_USPS_PRESETS } from '../src/experiments/mnist-usps.js';
+import { checkInterval } from '../src/experiments/families.js';
 import { winsBeyondSpread } from '../src/experiments/transfer-summary.js';
 import type { DigitImages } from '../src/data/mnist.js';
 
@@ -110,18 +111,42 @@ describe('runTransferExperiment (synthetic)', () => {
     await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol or of another experiment \(.*config\.json has no protocol version 2\)/);
   }, 600_000);
 
+  it('checks target runs from step 0 and per epochs of a small split when the budget asks, sources as before', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'transfuse-dense-'));
+    const dense: TransferProtocol = { ...protocol, seeds: [0], nsList: [20], ntList: [12], diffusion: { ...protocol.diffusion!, target: { ...budget, validateEvery: 4, validateEpochs: 1, validateAtStart: true } } };
+    const r = await runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol: dense, source: synthetic(60, 0, 1), target: synthetic(40, 2, 2), out, log: () => {} });
+    expect(r.cells.map((c) => c.arm).sort()).toEqual(['baseline', 'matched', 'transfer']);
+    for (const c of r.cells) {
+      // n_t = 12: 9 training images, batch 8: one pass is 2 steps (rounded up), fewer than validateEvery 4.
+      expect(c.target.validateEvery).toBe(2);
+      expect(c.target.curve.map(([s]) => s)).toEqual([0, ...Array.from({ length: c.target.steps / 2 }, (_, i) => 2 * (i + 1))]);
+      if (c.source) {
+        expect(c.source.validateEvery).toBeUndefined();
+        expect(c.source.curve[0][0]).toBe(2);
+      }
+    }
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config.diffusion.target).toMatchObject({ validateEpochs: 1, validateAtStart: true });
+  }, 300_000);
+
   it('parses the transfer command flags and names the flag at fault', () => {
     const p = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'smoke', '--nt', '100,all', '--seeds', '0,1,2', '--arms', 'transfer,baseline,matched', '--families', 'diffusion']);
     expect(p.protocol.ntList).toEqual([100, 'all']);
     expect(p.protocol.seeds).toEqual([0, 1, 2]);
     expect(p.protocol.flow).toBeUndefined();
     expect(p.protocol.diffusion!.arms).toEqual(['transfer', 'baseline', 'matched']);
+    const bad = (extra: string[]) => () => parseTransferArgs(['--source', 's', '--target', 't', ...extra]);
     // The caps replace the preset's for every family, and leave the preset itself alone.
     const capped = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--source-cap', '5000', '--target-cap', '900']).protocol;
     for (const f of ['diffusion', 'flow'] as const) expect([capped[f]!.source.cap, capped[f]!.target.cap]).toEqual([5000, 900]);
     expect(MNIST_USPS_PRESETS.cpu.diffusion!.source.cap).toBe(2000);
     expect(capped.diffusion!.source.patience).toBe(MNIST_USPS_PRESETS.cpu.diffusion!.source.patience);
-    const bad = (extra: string[]) => () => parseTransferArgs(['--source', 's', '--target', 't', ...extra]);
+    // Dense checks from step 0 for the target runs only; the sources keep the preset's checks.
+    const dense = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--target-check-epochs', '4']).protocol;
+    for (const f of ['diffusion', 'flow'] as const) {
+      expect(dense[f]!.target).toEqual({ ...MNIST_USPS_PRESETS.cpu[f]!.target, validateEpochs: 4, validateAtStart: true });
+      expect(dense[f]!.source).toEqual(MNIST_USPS_PRESETS.cpu[f]!.source);
+    }
+    expect(bad(['--target-check-epochs', '0'])).toThrow("--target-check-epochs takes whole numbers of at least 1, got '0'");
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
@@ -153,6 +178,26 @@ describe('trainDiffusion early stopping', () => {
     model.eval();
     // trainDiffusion measures with seed deriveSeed(seed, 3).
     expect(await validationLoss(model, schedule, validation, { seed: deriveSeed(6, 3) })).toBeCloseTo(best, 5);
+
+    // With a check at step 0, the starting weights are a candidate: lr 0 never moves them, so the
+    // first check is the best (ties keep the earlier), training stops `patience` checks later, and
+    // the step-0 loss is the one measured on the model before training.
+    const before = await validationLoss(model, schedule, validation, { seed: deriveSeed(7, 3) });
+    const still = await trainDiffusion(model, schedule, set, { steps: 12, batchSize: 8, lr: 0, seed: 7, label: null, validation, validateEvery: 2, patience: 3, validateAtStart: true });
+    expect(still.validation!.history.map(([s]) => s)).toEqual([0, 2, 4, 6]);
+    expect(still.validation!.history[0][1]).toBe(before);
+    expect([still.validation!.bestStep, still.steps]).toEqual([0, 6]);
     model.dispose();
+  });
+});
+
+describe('checkInterval', () => {
+  it('checks at least every validateEpochs passes over the training split, never less often than validateEvery', () => {
+    const b = { cap: 1500, batchSize: 32, lr: 3e-3, validateEvery: 100, patience: 5 };
+    expect(checkInterval(b, 80)).toBe(100); // no validateEpochs: the preset's interval
+    expect(checkInterval({ ...b, validateEpochs: 4 }, 80)).toBe(10); // 4 x 80 / 32
+    expect(checkInterval({ ...b, validateEpochs: 4 }, 81)).toBe(11); // rounded up
+    expect(checkInterval({ ...b, validateEpochs: 4 }, 4082)).toBe(100); // a large split: validateEvery
+    expect(checkInterval({ ...b, validateEpochs: 1 }, 3)).toBe(1);
   });
 });

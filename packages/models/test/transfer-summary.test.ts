@@ -1,7 +1,7 @@
 /** Which runs a cap cut while still improving, and which kept their first check, on cells written by hand. */
 import { describe, expect, it } from 'vitest';
 import type { TrainRecord } from '../src/experiments/families.js';
-import { runsKeptAtFirstCheck, unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
+import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
 
 const rec = (steps: number, bestStep: number): TrainRecord => ({ steps, bestStep, images: steps * 32, curve: [], seconds: 0 });
 
@@ -39,6 +39,13 @@ describe('unconvergedRuns', () => {
     expect(unconvergedRuns(cells, budgets).map((u) => `${u.run} seed ${u.seed} ${u.bestStep}/${u.steps}`)).toEqual(['baseline seed 1 1100/1500', 'matched seed 1 2000/2300']);
   });
 
+  it("reads a run's own check interval where it recorded one (dense checks for a small split)", () => {
+    // Checks every 10 steps: 40 steps past its best is less than patience 5 x 10, so a cap of 1,500 cut it; 60 past is done.
+    const dense = (steps: number, bestStep: number): TrainRecord => ({ ...rec(steps, bestStep), validateEvery: 10 });
+    const cells = [cell('baseline', 0, '100', null, dense(1500, 1460)), cell('baseline', 1, '100', null, dense(1500, 1440))];
+    expect(unconvergedRuns(cells, budgets).map((u) => u.seed)).toEqual([0]);
+  });
+
   it('ignores families without budgets', () => {
     expect(unconvergedRuns([cell('baseline', 0, '100', null, rec(1500, 1500))], {})).toEqual([]);
   });
@@ -57,5 +64,16 @@ describe('runsKeptAtFirstCheck', () => {
       cell('baseline', 1, '100', null, { ...rec(50, 50), curve: curve(50, 1) }), // one check: nothing to compare
     ];
     expect(runsKeptAtFirstCheck(cells).map((u) => `${u.run} seed ${u.seed} n_t=${u.nt} ${u.bestStep}/${u.steps}`)).toEqual(['baseline seed 0 n_t=100 50/450', 'source seed 0 n_t=null 100/600']);
+  });
+
+  it('does not list runs checked at step 0 first: keeping the start is a result, listed by runsKeptStart', () => {
+    const fromStart = (steps: number, bestStep: number, every: number): TrainRecord => ({ ...rec(steps, bestStep), curve: [[0, 1], ...curve(every, steps / every)], validateEvery: every });
+    const cells = [
+      cell('transfer', 0, '100', 100, fromStart(60, 0, 10), rec(1600, 800)), // fine-tuning never beat the untouched source model
+      cell('baseline', 0, '100', null, fromStart(100, 10, 10)), // its first check after the start: the start was worse
+      cell('transfer', 1, '100', 100, run(450, 50, 50), rec(1600, 800)), // no step-0 check: still the interval's choice
+    ];
+    expect(runsKeptAtFirstCheck(cells).map((u) => `${u.run} seed ${u.seed}`)).toEqual(['transfer seed 1']);
+    expect(runsKeptStart(cells).map((u) => `${u.run} seed ${u.seed} ${u.bestStep}/${u.steps}`)).toEqual(['transfer seed 0 0/60']);
   });
 });

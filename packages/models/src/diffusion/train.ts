@@ -72,6 +72,8 @@ export interface DiffusionTrainOptions {
    */
   validation?: ImageSet;
   validateEvery?: number;
+  /** Measure the validation loss before the first step too, so the starting weights (a transferred model untouched) can be the ones kept. */
+  validateAtStart?: boolean;
   /** Stop after this many measurements without improvement (default: run all steps). */
   patience?: number;
 }
@@ -84,7 +86,7 @@ export interface ValidationRecord {
   best: number;
 }
 
-const DIFFUSION_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'prediction', 'clipNorm', 'emaDecay', 'seed', 'logEvery', 'label', 'onLog', 'onBatch', 'checkpoint', 'validation', 'validateEvery', 'patience'];
+const DIFFUSION_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'warmup', 'finalLrFraction', 'prediction', 'clipNorm', 'emaDecay', 'seed', 'logEvery', 'label', 'onLog', 'onBatch', 'checkpoint', 'validation', 'validateEvery', 'validateAtStart', 'patience'];
 
 export interface TrainResult {
   /** (step, loss) pairs read every logEvery steps. */
@@ -150,7 +152,16 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   const history: [number, number][] = [];
   const settings = {
     steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n,
-    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}) } : null,
+  };
+  /** Measures the validation loss of the current weights at `step` and offers them to early stopping. */
+  const check = async (step: number) => {
+    model.eval();
+    const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
+    model.train();
+    if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${step}`);
+    history.push([step, v]);
+    best!.offer(v, step);
   };
   try {
     const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });
@@ -167,6 +178,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
     const shape = [o.batchSize, data.channels, data.height, data.width];
     let done = first;
     let interrupted = false;
+    if (best && o.validateAtStart && first === 0) await check(0);
     for (let step = first; step < o.steps; step++) {
       opt.setLrFactor(lrFactor(step));
       const loss = tidy(() => {
@@ -187,12 +199,7 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
       const validating = best !== null && (done % validateEvery === 0 || done === o.steps);
       await log.record(done, loss, validating);
       if (validating) {
-        model.eval();
-        const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
-        model.train();
-        if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${done}`);
-        history.push([done, v]);
-        best!.offer(v, done);
+        await check(done);
         if (best!.sinceBest >= patience) break;
       }
       if (ckpt && (await ckpt.afterStep(done, o.steps, () => ({ trainer: 'trainDiffusion', settings, loop: { rng: rng.state(), losses: log.losses, history, seconds: seconds() } })))) {

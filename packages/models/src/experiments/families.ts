@@ -27,8 +27,21 @@ export interface TrainingBudget {
   lr: number;
   /** Validation loss measured every this many steps (and at the cap). */
   validateEvery: number;
+  /**
+   * Measure at least once per this many passes over the training split (a small split is overfit
+   * within `validateEvery` steps): the interval is the smaller of the two.
+   */
+  validateEpochs?: number;
+  /** Measure before the first step too, so the starting weights (a transferred model untouched) can be kept. */
+  validateAtStart?: boolean;
   /** Stop after this many measurements without improvement; the best weights are kept. */
   patience: number;
+}
+
+/** The steps between validation checks of a run on `n` training images under budget `b`. */
+export function checkInterval(b: TrainingBudget, n: number): number {
+  if (b.validateEpochs === undefined) return b.validateEvery;
+  return Math.min(b.validateEvery, Math.max(1, Math.ceil((b.validateEpochs * n) / b.batchSize)));
 }
 
 /** What one training run used: the steps it ran, the step whose weights it kept, its validation curve. */
@@ -39,6 +52,8 @@ export interface TrainRecord {
   images: number;
   curve: [number, number][];
   seconds: number;
+  /** Steps between its validation checks (absent in cells written before the interval could depend on n). */
+  validateEvery?: number;
 }
 
 export interface CellTrainOptions {
@@ -94,15 +109,21 @@ export interface FamilyShape {
 }
 
 /** A trainer's result as a TrainRecord, or TrainingInterrupted when a signal stopped it. */
-function record(r: { steps: number; interrupted: boolean; seconds: number; validation?: { bestStep: number; history: [number, number][] } }, b: TrainingBudget, o: CellTrainOptions): TrainRecord {
+function record(r: { steps: number; interrupted: boolean; seconds: number; validation?: { bestStep: number; history: [number, number][] } }, b: TrainingBudget, every: number, o: CellTrainOptions): TrainRecord {
   if (r.interrupted) throw new TrainingInterrupted(o.checkpointDir!, r.steps);
-  return { steps: r.steps, bestStep: r.validation!.bestStep, images: r.steps * b.batchSize, curve: r.validation!.history, seconds: r.seconds };
+  // The interval is written only where the budget could make it differ from validateEvery, so older cells stay byte-identical.
+  return { steps: r.steps, bestStep: r.validation!.bestStep, images: r.steps * b.batchSize, curve: r.validation!.history, seconds: r.seconds, ...(b.validateEpochs !== undefined ? { validateEvery: every } : {}) };
+}
+
+/** The trainer's validation options under budget b for n training images. */
+function checks(b: TrainingBudget, n: number) {
+  return { validateEvery: checkInterval(b, n), patience: b.patience, ...(b.validateAtStart ? { validateAtStart: true } : {}) };
 }
 
 /** Checkpoints at every validation check, resumed when the folder holds one of this run (its settings are checked). */
-function cellCheckpoint(b: TrainingBudget, o: CellTrainOptions): CheckpointingOptions | undefined {
+function cellCheckpoint(every: number, o: CellTrainOptions): CheckpointingOptions | undefined {
   if (o.abort && !o.checkpointDir) throw new Error('train: abort needs checkpointDir (the run is saved there before it stops)');
-  return o.checkpointDir ? { dir: o.checkpointDir, every: b.validateEvery, keep: 2, resume: true, ...(o.abort ? { abort: o.abort } : {}) } : undefined;
+  return o.checkpointDir ? { dir: o.checkpointDir, every, keep: 2, resume: true, ...(o.abort ? { abort: o.abort } : {}) } : undefined;
 }
 
 /** U-Net diffusion; conditional transfer freezes the class embedding. */
@@ -112,6 +133,7 @@ export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRES
   const wrap = (model: UNet2D): Generative & { unet: UNet2D } => ({
     async train(data, validation, b, o) {
       model.train();
+      const c = checks(b, data.n);
       const r = await trainDiffusion(model, schedule, data, {
         steps: b.cap,
         batchSize: b.batchSize,
@@ -122,11 +144,10 @@ export function diffusionFamily(shape: FamilyShape, unet: keyof typeof UNET_PRES
         label: o.label,
         logEvery: Math.max(10, Math.floor(b.cap / 10)),
         validation,
-        validateEvery: b.validateEvery,
-        patience: b.patience,
-        checkpoint: cellCheckpoint(b, o),
+        ...c,
+        checkpoint: cellCheckpoint(c.validateEvery, o),
       });
-      return record(r, b, o);
+      return record(r, b, c.validateEvery, o);
     },
     sample(n, labels, seed) {
       model.eval();
@@ -166,6 +187,7 @@ export function flowFamily(shape: FamilyShape): FamilyRunner {
   const wrap = (flow: Flow): Generative & { flow: Flow } => ({
     async train(data, validation, b, o) {
       flow.train();
+      const c = checks(b, data.n);
       const r = await trainFlow(flow, asFlowData(data), {
         steps: b.cap,
         batchSize: b.batchSize,
@@ -175,11 +197,10 @@ export function flowFamily(shape: FamilyShape): FamilyRunner {
         clipNorm: 1,
         logEvery: Math.max(10, Math.floor(b.cap / 10)),
         validation: asFlowData(validation),
-        validateEvery: b.validateEvery,
-        patience: b.patience,
-        checkpoint: cellCheckpoint(b, o),
+        ...c,
+        checkpoint: cellCheckpoint(c.validateEvery, o),
       });
-      return record(r, b, o);
+      return record(r, b, c.validateEvery, o);
     },
     sample(n, labels, seed) {
       flow.eval();

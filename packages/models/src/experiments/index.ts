@@ -2,10 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng/index.js';
-import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, withCaps, type CapOverrides, type Family, type MnistUspsOptions } from './mnist-usps.js';
+import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, withBudgets, type BudgetOverrides, type Family, type MnistUspsOptions } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 
-export interface ExperimentRun extends CapOverrides {
+export interface ExperimentRun extends BudgetOverrides {
   preset: string;
   dataDir: string;
   out: string;
@@ -51,7 +51,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
   // The folder's config.json records the changed preset, so such a run cannot mix with the plain one.
   if (r.seeds?.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new Error(`--seeds must list whole numbers of at least 0, got ${r.seeds.join(',')}`);
   if (r.nt?.some((x) => x !== 'all' && (!Number.isInteger(x) || x < 2))) throw new Error(`--nt must list whole numbers of at least 2 or 'all', got ${r.nt.join(',')}`);
-  const preset = { ...withCaps(base, r), nsList: r.ns ?? base.nsList, seeds: r.seeds ?? base.seeds, ntList: r.nt ?? base.ntList };
+  const preset = { ...withBudgets(base, r), nsList: r.ns ?? base.nsList, seeds: r.seeds ?? base.seeds, ntList: r.nt ?? base.ntList };
   for (const f of r.families ?? []) if (!base[f]) throw new Error(`--families: preset '${r.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
   const changes = [
@@ -61,6 +61,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
     r.nt && `n_t ${r.nt.join(', ')}`,
     r.sourceCap && `source cap ${r.sourceCap}`,
     r.targetCap && `target cap ${r.targetCap}`,
+    r.targetCheckEpochs && `target checks from step 0, every ${r.targetCheckEpochs} epochs at most`,
   ].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
   return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log };
@@ -75,7 +76,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.sourceCap || r.targetCap) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the caps apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.sourceCap || r.targetCap || r.targetCheckEpochs) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 
@@ -96,6 +97,6 @@ export {
   runChengSynthetic,
   mnistUspsExperiment,
   runMnistUsps,
-  withCaps,
+  withBudgets,
   runSecSimulation,
 };

@@ -55,22 +55,29 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
   },
 };
 
-/** Caps that replace a preset's (`--source-cap`, `--target-cap`), for every family it runs: the knob for a run whose report says a cap ended it. */
-export interface CapOverrides {
+/**
+ * Budget settings that replace a preset's, for every family it runs: the knobs for a run whose
+ * report says a budget decided it. Caps (`--source-cap`, `--target-cap`) for runs a cap ended;
+ * `--target-check-epochs N` for target runs that kept their first check: they are checked at step
+ * 0 (the starting weights are a candidate) and at least every N passes over their training split.
+ */
+export interface BudgetOverrides {
   sourceCap?: number;
   targetCap?: number;
+  targetCheckEpochs?: number;
 }
 
-export function withCaps<P extends MnistUspsPreset>(preset: P, caps: CapOverrides): P {
-  for (const [flag, cap] of [['--source-cap', caps.sourceCap], ['--target-cap', caps.targetCap]] as const) {
-    if (cap !== undefined && !(Number.isSafeInteger(cap) && cap >= 1)) throw new Error(`${flag} must be a whole number of steps of at least 1, got ${cap}`);
+export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverrides): P {
+  for (const [flag, v] of [['--source-cap', o.sourceCap], ['--target-cap', o.targetCap], ['--target-check-epochs', o.targetCheckEpochs]] as const) {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new Error(`${flag} must be a whole number of at least 1, got ${v}`);
   }
   const out = structuredClone(preset);
   for (const f of FAMILIES) {
     const fp = out[f];
     if (!fp) continue;
-    if (caps.sourceCap !== undefined) fp.source.cap = caps.sourceCap;
-    if (caps.targetCap !== undefined) fp.target.cap = caps.targetCap;
+    if (o.sourceCap !== undefined) fp.source.cap = o.sourceCap;
+    if (o.targetCap !== undefined) fp.target.cap = o.targetCap;
+    if (o.targetCheckEpochs !== undefined) fp.target = { ...fp.target, validateEpochs: o.targetCheckEpochs, validateAtStart: true };
   }
   return out;
 }

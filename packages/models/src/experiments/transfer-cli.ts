@@ -9,7 +9,7 @@ import { UsageError } from '../cli/flags.js';
 import { loadImageSource, type LoadedImages } from '../data/image-source.js';
 import type { PixelRange } from '../metrics/image-w1.js';
 import { FAMILIES, type Family } from './families.js';
-import { MNIST_USPS_PRESETS, withCaps } from './mnist-usps.js';
+import { MNIST_USPS_PRESETS, withBudgets } from './mnist-usps.js';
 import { runTransferExperiment, type TransferProtocol } from './transfer-experiment.js';
 import { ARMS, type Arm } from './transfer-summary.js';
 
@@ -33,6 +33,8 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
   --arms transfer,variant,baseline,matched   arms to run ('matched' is the compute-matched baseline)
   --source-cap N             the source runs' most steps (default: the preset's); raise it when the
   --target-cap N             report says a cap, not the validation loss, ended runs (likewise for the target)
+  --target-check-epochs N    check the target runs' validation loss at step 0 and at least every N passes
+                             over their data (for small n_t, when the report says runs kept their first check)
   --out DIR                  results folder (resumable; default results/transfer)
 `;
 
@@ -88,6 +90,7 @@ export function parseTransferArgs(argv: string[]) {
       arms: { type: 'string' },
       'source-cap': { type: 'string' },
       'target-cap': { type: 'string' },
+      'target-check-epochs': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
     },
@@ -96,8 +99,9 @@ export function parseTransferArgs(argv: string[]) {
   if (!v.target) throw new Error('--target DIR|FILE is required');
   const base = (MNIST_USPS_PRESETS as Record<string, (typeof MNIST_USPS_PRESETS)['demo']>)[v.preset!];
   if (!base) throw new Error(`--preset takes ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got '${v.preset}'`);
-  const cap = (flag: 'source-cap' | 'target-cap') => (v[flag] === undefined ? undefined : (whole(flag, 1)(v[flag]!) as number));
-  const protocol: TransferProtocol = { ...withCaps(base, { sourceCap: cap('source-cap'), targetCap: cap('target-cap') }), conditional: !v.unconditional };
+  const atLeast1 = (flag: 'source-cap' | 'target-cap' | 'target-check-epochs') => (v[flag] === undefined ? undefined : (whole(flag, 1)(v[flag]!) as number));
+  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs') };
+  const protocol: TransferProtocol = { ...withBudgets(base, budgets), conditional: !v.unconditional };
   if (v.size) protocol.size = whole('size', 4)(v.size);
   if (v.ns) protocol.nsList = list('ns', v.ns, whole('ns', 2)) as number[];
   if (v.nt) protocol.ntList = list('nt', v.nt, (s) => (s === 'all' ? s : whole('nt', 2)(s))) as (number | 'all')[];

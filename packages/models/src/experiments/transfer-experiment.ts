@@ -154,6 +154,7 @@ function checkProtocol(p: TransferProtocol): void {
     if (fp.arms.includes('matched') && !fp.arms.includes('transfer') && !fp.arms.includes('variant')) throw new Error(`${f}: the 'matched' arm needs a transfer arm whose steps it matches`);
     for (const b of [fp.source, fp.target]) {
       for (const k of ['cap', 'batchSize', 'validateEvery', 'patience'] as const) if (!(b[k] >= 1)) throw new Error(`${f}: budget ${k} must be at least 1, got ${b[k]}`);
+      if (b.validateEpochs !== undefined && !(b.validateEpochs > 0)) throw new Error(`${f}: budget validateEpochs must be positive, got ${b.validateEpochs}`);
     }
   }
 }

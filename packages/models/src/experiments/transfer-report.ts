@@ -8,7 +8,7 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { runsKeptAtFirstCheck, unconvergedRuns, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
+import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
@@ -72,8 +72,13 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     lines.push(
       '',
       `**Kept their first validation check: ${first.length} run(s)**: ${first.map(runName).join('; ')}. ` +
-        'Their best weights may lie before that check (a small set is overfit within one check interval; a transferred model may be best untouched), so the interval chose them; compare their arms with care.',
+        'Their best weights may lie before that check (a small set is overfit within one check interval; a transferred model may be best untouched), so the interval chose them; compare their arms with care ' +
+        '(--target-check-epochs, in a new --out, checks the target runs at step 0 and at least every N passes over their data).',
     );
+  }
+  const start = runsKeptStart(r.cells);
+  if (start.length) {
+    lines.push('', `Kept their starting weights (training never improved the validation loss): ${start.length} run(s): ${start.map(runName).join('; ')}.`);
   }
   const perClass = r.cells.filter((x) => Object.keys(x.perClass).length && x.seed === c.seeds[0]);
   if (perClass.length) {

@@ -180,15 +180,25 @@ export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Fam
     // The matched arm's cap is its transfer arm's total steps.
     const transfer = c.arm === 'matched' && run === 'target' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
     const cap = run === 'source' ? b.source.cap : (transfer?.totalSteps ?? b.target.cap);
-    return r.steps >= cap && r.steps - r.bestStep < check.patience * check.validateEvery;
+    return r.steps >= cap && r.steps - r.bestStep < check.patience * (r.validateEvery ?? check.validateEvery);
   });
 }
 
 /**
- * The runs that kept their first validation check although they ran past it: their best weights
- * may lie before that check (a small set can be overfit within `validateEvery` steps, and for a
- * transferred model the start itself may be best), so the check interval, not the data, chose them.
+ * The runs that kept their first validation check although they ran past it, with no check at step
+ * 0 before it: their best weights may lie before that check (a small set can be overfit within
+ * `validateEvery` steps, and for a transferred model the start itself may be best), so the check
+ * interval, not the data, chose them.
  */
 export function runsKeptAtFirstCheck(cells: CellResult[]): FlaggedRun[] {
-  return flagRuns(cells, (r) => r.curve.length > 1 && r.bestStep === r.curve[0][0]);
+  return flagRuns(cells, (r) => r.curve.length > 1 && r.bestStep === r.curve[0][0] && r.bestStep > 0);
+}
+
+/**
+ * The runs whose starting weights scored best (a check at step 0 came first): training never
+ * improved their validation loss. For a transfer arm this is a result, not a budget: the source
+ * model, untouched on the target, was the best candidate.
+ */
+export function runsKeptStart(cells: CellResult[]): FlaggedRun[] {
+  return flagRuns(cells, (r) => r.curve.length > 1 && r.bestStep === 0);
 }

@@ -84,13 +84,15 @@ export interface FlowTrainOptions {
    */
   validation?: FlowData;
   validateEvery?: number;
+  /** Measure the validation NLL before the first step too, so the starting weights (a transferred model untouched) can be the ones kept. */
+  validateAtStart?: boolean;
   /** Stop after this many validation measurements without improvement (default: run all steps). */
   patience?: number;
   /** Numbered checkpoints during training (with the early-stopping state), resume, and save-and-stop on SIGINT/SIGTERM. */
   checkpoint?: CheckpointingOptions;
 }
 
-const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'patience', 'checkpoint'];
+const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'validateAtStart', 'patience', 'checkpoint'];
 
 export interface FlowValidation {
   /** (step, validation NLL in nats/dim) pairs. */
@@ -139,10 +141,19 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, best: best ?? undefined }) : null;
   const settings = {
     steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n,
-    validation: o.validation ? { n: o.validation.n, validateEvery, patience } : null,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}) } : null,
   };
   const history: [number, number][] = [];
   let validation: FlowValidation | undefined;
+  /** Measures the validation NLL of the current weights at `step` and offers them to early stopping. */
+  const check = async (step: number) => {
+    flow.eval();
+    const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
+    flow.train();
+    if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${step}`);
+    history.push([step, v]);
+    best!.offer(v, step);
+  };
   try {
     // Batches and dequantization noise follow from the step, so a resumed run sees the same data.
     const resumed = ckpt?.resume({ trainer: 'trainFlow', settings });
@@ -154,6 +165,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
     const seconds = () => (performance.now() - started) / 1000;
     let stepsRun = first;
     let interrupted = false;
+    if (best && o.validateAtStart && first === 0) await check(0);
     for (let step = first; step < o.steps; step++) {
       opt.setLrFactor(lrFactor(step));
       const loss = tidy(() => {
@@ -170,12 +182,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       const validating = best !== null && (stepsRun % validateEvery === 0 || stepsRun === o.steps);
       await log.record(stepsRun, loss, validating);
       if (validating) {
-        flow.eval();
-        const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
-        flow.train();
-        if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${stepsRun}`);
-        history.push([stepsRun, v]);
-        best!.offer(v, stepsRun);
+        await check(stepsRun);
         if (best!.sinceBest >= patience) break;
       }
       if (ckpt && (await ckpt.afterStep(stepsRun, o.steps, () => ({ trainer: 'trainFlow', settings, loop: { losses: log.losses, history, seconds: seconds() } })))) {

@@ -25,6 +25,7 @@ export interface GridSettings {
   nt?: (number | 'all')[];
   sourceCap?: number;
   targetCap?: number;
+  targetCheckEpochs?: number;
   /** The results folder's name, under each worker's --results folder. */
   folder: string;
 }
@@ -51,7 +52,7 @@ const isIntList = (x: unknown): x is number[] => Array.isArray(x) && x.length > 
 export function checkCellJob(data: unknown): CellJob {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('job data must be an object');
   const d = data as Record<string, unknown>;
-  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'sourceCap', 'targetCap', 'folder', 'cell'].includes(k));
+  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'sourceCap', 'targetCap', 'targetCheckEpochs', 'folder', 'cell'].includes(k));
   if (extra.length) throw new Error(`job data has unknown field(s) ${extra.join(', ')}`);
   if (!QUEUE_EXPERIMENTS.includes(d.experiment as QueueExperiment)) throw new Error(`job experiment must be one of ${QUEUE_EXPERIMENTS.join(', ')}, got ${JSON.stringify(d.experiment)}`);
   if (typeof d.preset !== 'string' || !(d.preset in MNIST_USPS_PRESETS)) throw new Error(`job preset must be one of ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got ${JSON.stringify(d.preset)}`);
@@ -65,7 +66,7 @@ export function checkCellJob(data: unknown): CellJob {
   if (d.nt !== undefined && !(Array.isArray(d.nt) && d.nt.length > 0 && d.nt.every((x) => x === 'all' || (Number.isSafeInteger(x) && x >= 2 && x <= 1_000_000)) && new Set(d.nt).size === d.nt.length)) {
     throw new Error(`job nt must be distinct whole numbers from 2 to 1000000 or 'all', got ${JSON.stringify(d.nt)}`);
   }
-  for (const k of ['sourceCap', 'targetCap'] as const) {
+  for (const k of ['sourceCap', 'targetCap', 'targetCheckEpochs'] as const) {
     if (d[k] !== undefined && !(Number.isSafeInteger(d[k]) && (d[k] as number) >= 1)) throw new Error(`job ${k} must be a whole number of at least 1, got ${JSON.stringify(d[k])}`);
   }
   if (typeof d.folder !== 'string') throw new Error(`job folder must be a folder name, got ${JSON.stringify(d.folder)}`);
@@ -83,7 +84,7 @@ export function gridOptions(g: GridSettings, dataDir: string, results: string, l
   return mnistUspsOptions({ ...overridesOf(g), preset: g.preset, dataDir, out: join(results, checkFolderName(g.folder)), log }, g.experiment === 'mnist-usps-conditional');
 }
 
-const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, sourceCap: g.sourceCap, targetCap: g.targetCap });
+const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, sourceCap: g.sourceCap, targetCap: g.targetCap, targetCheckEpochs: g.targetCheckEpochs });
 
 /** A grid's settings alone (a job's data minus its cell), in a fixed order. */
 export const gridOf = (g: GridSettings): GridSettings => ({ experiment: g.experiment, preset: g.preset, ...overridesOf(g), folder: g.folder });

@@ -22,6 +22,7 @@ export interface GridCommand {
   nt?: (number | 'all')[];
   sourceCap?: number;
   targetCap?: number;
+  targetCheckEpochs?: number;
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;
