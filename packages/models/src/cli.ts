@@ -29,6 +29,7 @@ interface ExperimentFlags {
   'source-cap'?: number;
   'target-cap'?: number;
   'target-check-epochs'?: number;
+  'sources-from'?: string;
   queue?: string;
   status?: boolean;
   requeue?: boolean;
@@ -37,17 +38,19 @@ interface ExperimentFlags {
 async function experiment(name: string, preset: string, v: ExperimentFlags, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
   const e = EXPERIMENTS[name];
   if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
-  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap'] || v['target-check-epochs']) && !e.takesOverrides) {
-    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap, --target-cap and --target-check-epochs apply to the mnist-usps experiments only`);
+  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap'] || v['target-check-epochs'] || v['sources-from']) && !e.takesOverrides) {
+    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap, --target-cap, --target-check-epochs and --sources-from apply to the mnist-usps experiments only`);
   }
   const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
-  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'] };
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
   if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
   if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
   const dataDir = resolveDataDir(v.data);
   if (v.queue) {
     if (!(QUEUE_EXPERIMENTS as readonly string[]).includes(name)) throw new UsageError(`experiment ${name}: --queue runs the transfer experiments (${QUEUE_EXPERIMENTS.join(', ')}), not '${name}'`);
+    // Workers train in their own copy of the folder; copy the source cells in before enqueueing instead.
+    if (v['sources-from']) throw new UsageError(`experiment ${name}: --sources-from runs here, not through --queue (run it without --queue first, or copy the source cells and models into the folder)`);
     const connection = parseRedisUrl(`experiment ${name}`, v.queue);
     // The queue client is loaded only here and in `transfuse worker`.
     const { gridCommand } = await import('./queue/commands.js');
@@ -89,6 +92,7 @@ const COMMANDS: Record<string, Command<any>> = {
       'source-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: the source runs' most steps (the preset's otherwise); raise it when the report says a cap ended them" },
       'target-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: likewise for the target runs (transfer, baseline; 'matched' is capped at the transfer arm's total)" },
       'target-check-epochs': { type: 'int', min: 1, max: 1_000_000, help: 'mnist-usps only: check the target runs at step 0 and at least every N passes over their data (for small n_t, where the report says runs kept their first check)' },
+      'sources-from': { type: 'string', help: 'mnist-usps only: a results folder whose source models this run takes instead of training them (its settings must match but for the target budget and arms)' },
       queue: { type: 'string', help: 'redis://[:PASSWORD@]HOST:PORT/DB: queue the cells for `transfuse worker`s instead of running them here' },
       status: { type: 'bool', help: 'with --queue: show the grid\'s done / running / waiting / failed cells (and write the report once all are done)' },
       requeue: { type: 'bool', help: 'with --queue: rebuild the grid\'s queue from the results folder (finished cells stay done; failed ones run again)' },

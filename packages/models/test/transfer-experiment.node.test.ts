@@ -18,7 +18,7 @@ import { UNet2D } from '../src/diffusion/unet.js';
 import { runTransferExperiment, type TransferProtocol } from '../src/experiments/transfer-experiment.js';
 import { parseTransferArgs } from '../src/experiments/transfer-cli.js';
 import { MNIST_USPS_PRESETS } from '../src/experiments/mnist-usps.js';
-import { checkInterval } from '../src/experiments/families.js';
+import { checkInterval, validationChecks } from '../src/experiments/families.js';
 import { winsBeyondSpread } from '../src/experiments/transfer-summary.js';
 import type { DigitImages } from '../src/data/mnist.js';
 
@@ -54,8 +54,11 @@ const protocol: TransferProtocol = {
 };
 
 describe('runTransferExperiment (synthetic)', () => {
+  /** The first test's folder: the next takes its source models. */
+  let first = '';
+
   it('runs every arm, matches compute, records budgets, summarizes by seed, resumes and refuses old folders', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'transfuse-transfer-'));
+    const out = (first = mkdtempSync(join(tmpdir(), 'transfuse-transfer-')));
     const source = synthetic(60, 0, 1);
     const target = synthetic(40, 2, 2);
     const run = (log: (m: string) => void = () => {}) => runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out, log });
@@ -111,10 +114,20 @@ describe('runTransferExperiment (synthetic)', () => {
     await expect(runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol, source, target, out: old })).rejects.toThrow(/holds results of the fixed-step protocol or of another experiment \(.*config\.json has no protocol version 2\)/);
   }, 600_000);
 
-  it('checks target runs from step 0 and per epochs of a small split when the budget asks, sources as before', async () => {
+  it('checks target runs from step 0 and per epochs of a small split when the budget asks, with the source models of another folder', async () => {
     const out = mkdtempSync(join(tmpdir(), 'transfuse-dense-'));
     const dense: TransferProtocol = { ...protocol, seeds: [0], nsList: [20], ntList: [12], diffusion: { ...protocol.diffusion!, target: { ...budget, validateEvery: 4, validateEpochs: 1, validateAtStart: true } } };
-    const r = await runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol: dense, source: synthetic(60, 0, 1), target: synthetic(40, 2, 2), out, log: () => {} });
+    const logs: string[] = [];
+    const run = (p: TransferProtocol, to: string) => runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol: p, source: synthetic(60, 0, 1), target: synthetic(40, 2, 2), out: to, sourcesFrom: first, log: (m) => logs.push(m) });
+    const r = await run(dense, out);
+    // The first test's folder trained this source under the same source settings: copied, not trained.
+    const id = 'diffusion-source-ns20-seed0';
+    expect(logs).toContain(`[${id}] copied from ${first}`);
+    expect(readFileSync(join(out, 'cells', `${id}.json`), 'utf8')).toBe(readFileSync(join(first, 'cells', `${id}.json`), 'utf8'));
+    expect(readFileSync(join(out, 'models', id, 'model.safetensors')).equals(readFileSync(join(first, 'models', id, 'model.safetensors')))).toBe(true);
+    // Another source budget would train other sources: refused before anything runs, naming the difference.
+    const other = { ...dense, diffusion: { ...dense.diffusion!, source: { ...dense.diffusion!.source, cap: 9 } } };
+    await expect(run(other, mkdtempSync(join(tmpdir(), 'transfuse-other-')))).rejects.toThrow(/--sources-from .*: the diffusion source settings differ, so its source models are not the ones this run would train/);
     expect(r.cells.map((c) => c.arm).sort()).toEqual(['baseline', 'matched', 'transfer']);
     for (const c of r.cells) {
       // n_t = 12: 9 training images, batch 8: one pass is 2 steps (rounded up), fewer than validateEvery 4.
@@ -199,5 +212,12 @@ describe('checkInterval', () => {
     expect(checkInterval({ ...b, validateEpochs: 4 }, 81)).toBe(11); // rounded up
     expect(checkInterval({ ...b, validateEpochs: 4 }, 4082)).toBe(100); // a large split: validateEvery
     expect(checkInterval({ ...b, validateEpochs: 1 }, 3)).toBe(1);
+  });
+
+  it('keeps the patience in steps: denser checks choose the kept step more finely, they do not stop a run sooner', () => {
+    const b = { cap: 1500, batchSize: 32, lr: 3e-3, validateEvery: 100, patience: 5 };
+    expect(validationChecks(b, 80)).toEqual({ validateEvery: 100, patience: 5 });
+    expect(validationChecks({ ...b, validateEpochs: 4, validateAtStart: true }, 80)).toEqual({ validateEvery: 10, patience: 50, validateAtStart: true }); // 500 steps
+    expect(validationChecks({ ...b, validateEpochs: 4 }, 81)).toEqual({ validateEvery: 11, patience: 46 }); // 506 steps, the first whole check past 500
   });
 });

@@ -39,10 +39,10 @@ describe('unconvergedRuns', () => {
     expect(unconvergedRuns(cells, budgets).map((u) => `${u.run} seed ${u.seed} ${u.bestStep}/${u.steps}`)).toEqual(['baseline seed 1 1100/1500', 'matched seed 1 2000/2300']);
   });
 
-  it("reads a run's own check interval where it recorded one (dense checks for a small split)", () => {
-    // Checks every 10 steps: 40 steps past its best is less than patience 5 x 10, so a cap of 1,500 cut it; 60 past is done.
+  it('counts patience in steps, however dense the checks of a run', () => {
+    // Checks every 10 steps, patience 5 x 100 = 500 steps: 400 steps past its best at the cap of 1,500 could still improve.
     const dense = (steps: number, bestStep: number): TrainRecord => ({ ...rec(steps, bestStep), validateEvery: 10 });
-    const cells = [cell('baseline', 0, '100', null, dense(1500, 1460)), cell('baseline', 1, '100', null, dense(1500, 1440))];
+    const cells = [cell('baseline', 0, '100', null, dense(1500, 1100)), cell('baseline', 1, '100', null, dense(1500, 1000))];
     expect(unconvergedRuns(cells, budgets).map((u) => u.seed)).toEqual([0]);
   });
 

@@ -15,6 +15,8 @@ export interface ExperimentRun extends BudgetOverrides {
   families?: Family[];
   seeds?: number[];
   nt?: (number | 'all')[];
+  /** mnist-usps only: a results folder whose source cells this run takes (`--sources-from`). */
+  sourcesFrom?: string;
 }
 
 /** Each experiment runs with a preset and returns its Markdown table. */
@@ -64,7 +66,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
     r.targetCheckEpochs && `target checks from step 0, every ${r.targetCheckEpochs} epochs at most`,
   ].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
-  return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log };
+  return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log, ...(r.sourcesFrom ? { sourcesFrom: r.sourcesFrom } : {}) };
 }
 
 async function mnistUsps(r: ExperimentRun, conditional: boolean): Promise<string> {
@@ -76,7 +78,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.sourceCap || r.targetCap || r.targetCheckEpochs) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 

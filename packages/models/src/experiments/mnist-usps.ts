@@ -88,6 +88,8 @@ export interface MnistUspsOptions {
   conditional: boolean;
   dataDir: string;
   out: string;
+  /** A results folder whose source cells this run takes (TransferExperimentOptions.sourcesFrom). */
+  sourcesFrom?: string;
   log?: (msg: string) => void;
 }
 
@@ -112,6 +114,7 @@ export function mnistUspsExperiment(o: MnistUspsOptions): TransferExperiment {
     sourceName: 'MNIST',
     targetName: 'USPS',
     out: o.out,
+    sourcesFrom: o.sourcesFrom,
     log: o.log,
   });
   writeJson(join(o.out, 'usps-split.json'), { seed: MNIST_USPS_SPLIT_SEED, train: Array.from(split.train), test: Array.from(split.test) });

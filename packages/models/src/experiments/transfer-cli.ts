@@ -35,6 +35,8 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
   --target-cap N             report says a cap, not the validation loss, ended runs (likewise for the target)
   --target-check-epochs N    check the target runs' validation loss at step 0 and at least every N passes
                              over their data (for small n_t, when the report says runs kept their first check)
+  --sources-from DIR         take the source models of an earlier results folder instead of training them
+                             (its settings must match but for the target budget and arms)
   --out DIR                  results folder (resumable; default results/transfer)
 `;
 
@@ -91,6 +93,7 @@ export function parseTransferArgs(argv: string[]) {
       'source-cap': { type: 'string' },
       'target-cap': { type: 'string' },
       'target-check-epochs': { type: 'string' },
+      'sources-from': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
     },
@@ -156,6 +159,7 @@ export async function transferCli(argv: string[], log: (msg: string) => void, gp
     sourceName: basename(v.source!),
     targetName: basename(v.target!),
     out,
+    sourcesFrom: v['sources-from'] && resolve(v['sources-from']),
     log,
   });
   process.stdout.write(`\n${readFileSync(join(out, 'results.md'), 'utf8')}\n`);

@@ -9,7 +9,7 @@
  * from the folder; the folder's config.json refuses other settings, while slices of the grid share
  * it (transfer-folder.ts).
  */
-import { existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveSeed } from '@transfuse/core';
 import { MODEL_FILE } from '@transfuse/core/node';
@@ -24,9 +24,9 @@ import { savePngGrid } from '../io/png_file.js';
 import { classFidelity, trainClassifier, type DigitClassifier } from '../metrics/class-fidelity.js';
 import { imageW1, labelMatchedRows, perClassW1, rowsByClass } from '../metrics/image-w1.js';
 import { diffusionFamily, flowFamily, type CellTrainOptions, type Family, type FamilyRunner, type Generative, type TrainingBudget, type TrainRecord } from './families.js';
-import { readJson, writeJson } from '../io/files.js';
+import { readJson, writeFileAtomic, writeJson } from '../io/files.js';
 import { cell } from './results.js';
-import { claimTransferFolder, transferSettings } from './transfer-folder.js';
+import { checkSourcesFolder, claimTransferFolder, transferSettings } from './transfer-folder.js';
 import { planTransferCells, scoresClassFidelity, type PlannedCell, type SourceCell, type TargetCell, type TransferPlan } from './transfer-plan.js';
 import { summarize, type Arm, type CellResult } from './transfer-summary.js';
 import { writeTransferReport } from './transfer-report.js';
@@ -78,6 +78,12 @@ export interface TransferExperimentOptions {
   sourceName?: string;
   targetName?: string;
   out: string;
+  /**
+   * A results folder of the same experiment whose source cells (and models) this run takes
+   * instead of training them again: its settings must match except the target budget and arms
+   * (checked); the sources it lacks are trained here.
+   */
+  sourcesFrom?: string;
   log?: (msg: string) => void;
 }
 
@@ -207,7 +213,9 @@ export class TransferExperiment {
     }
     const splitSeed = (this.splitSeed = o.splitSeed ?? SPLIT_SEED);
     // The default split seed is not written, as in folders from before it was recorded.
-    claimTransferFolder(o.out, o.name, transferSettings(PROTOCOL_VERSION, p, { classes: o.classes, splitSeed: splitSeed === SPLIT_SEED ? undefined : splitSeed }));
+    const settings = transferSettings(PROTOCOL_VERSION, p, { classes: o.classes, splitSeed: splitSeed === SPLIT_SEED ? undefined : splitSeed });
+    if (o.sourcesFrom) checkSourcesFolder(o.sourcesFrom, o.name, settings);
+    claimTransferFolder(o.out, o.name, settings);
 
     // Target: the training split (n_t subsets and the validation splits come from it) and the held-out split.
     const targetRows = classRows(o.target, o.classes);
@@ -269,8 +277,18 @@ export class TransferExperiment {
     else if (c.kind === 'classifier') await this.cell(c.id, async () => ({ heldOutAccuracy: (await this.classifier()).heldOutAccuracy, heldOut: (await this.classifier()).heldOut }));
     else if (c.kind === 'source') {
       if (this.isDone(c.id)) this.log(`[${c.id}] done earlier: ${join(this.out, 'cells', `${c.id}.json`)}`);
-      else await this.source(c);
+      else if (!this.adoptSource(c.id)) await this.source(c);
     } else await this.targetCell(c);
+  }
+
+  /** Copies a finished source cell and its model from the sourcesFrom folder, if it has them; the cell file comes last, so a crash leaves it undone. */
+  private adoptSource(id: string): boolean {
+    const from = this.o.sourcesFrom;
+    if (!from || !existsSync(join(from, 'cells', `${id}.json`)) || !existsSync(join(from, 'models', id, MODEL_FILE))) return false;
+    cpSync(join(from, 'models', id), join(this.out, 'models', id), { recursive: true });
+    writeFileAtomic(join(this.out, 'cells', `${id}.json`), readFileSync(join(from, 'cells', `${id}.json`)));
+    this.log(`[${id}] copied from ${from}`);
+    return true;
   }
 
   /** Runs `compute` unless the cell is done, then drops its training checkpoints. */
@@ -310,6 +328,7 @@ export class TransferExperiment {
   private async source(c: SourceCell): Promise<SourceModel> {
     const have = this.sources.get(c.id);
     if (have) return have;
+    if (!this.isDone(c.id)) this.adoptSource(c.id);
     const { family, seed, ns } = c;
     const { fp, runner } = this.families.get(family)!;
     const subset = subsample(this.sourceRows, Math.min(ns, this.sourceRows.length), deriveSeed(seed, ns), { stratifyBy: this.o.source.labels });

@@ -59,6 +59,33 @@ export function claimTransferFolder(dir: string, experiment: string, settings: R
   if (added) writeJson(path, { experiment, config: there });
 }
 
+/** What a family's source cells depend on: its source budget and architecture, not its target budget, arms or sampler. */
+function sourcePart(family: unknown): unknown {
+  if (!family || typeof family !== 'object') return family;
+  const { target: _t, arms: _a, samplerSteps: _s, ...rest } = family as Record<string, unknown>;
+  return rest;
+}
+
+/**
+ * Checks that folder `dir` trained its source cells under these settings, so that a run with
+ * another target protocol (budget, arms) can take them instead of training them again: the same
+ * experiment, the same common settings, and for each family both have, the same source budget
+ * and architecture. Throws naming the difference.
+ */
+export function checkSourcesFolder(dir: string, experiment: string, settings: Record<string, unknown>): void {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new Error(`--sources-from ${dir}: no config.json there (not a transfer results folder)`);
+  const have = readJson<FolderConfig>(path);
+  const differs = (what: string, a: unknown, b: unknown) => {
+    if (sortedJson(a) === sortedJson(b)) return;
+    throw new Error(`--sources-from ${dir}: ${what} differ, so its source models are not the ones this run would train.\n  there: ${JSON.stringify(a)}\n  now:   ${JSON.stringify(b)}`);
+  };
+  differs('the experiments', have.experiment, experiment);
+  const common = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([k]) => !['seeds', 'nsList', 'ntList', ...FAMILIES].includes(k)));
+  differs('the settings', common(have.config), common(settings));
+  for (const f of FAMILIES) if (have.config[f] !== undefined && settings[f] !== undefined) differs(`the ${f} source settings`, sourcePart(have.config[f]), sourcePart(settings[f]));
+}
+
 /** JSON with object keys sorted, so that settings written in another key order compare equal. */
 function sortedJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>

@@ -180,7 +180,8 @@ export function unconvergedRuns(cells: CellResult[], budgets: Partial<Record<Fam
     // The matched arm's cap is its transfer arm's total steps.
     const transfer = c.arm === 'matched' && run === 'target' ? cells.find((t) => (t.arm === 'transfer' || t.arm === 'variant') && t.family === c.family && t.seed === c.seed && t.nt === c.nt && t.ns === c.ns) : undefined;
     const cap = run === 'source' ? b.source.cap : (transfer?.totalSteps ?? b.target.cap);
-    return r.steps >= cap && r.steps - r.bestStep < check.patience * (r.validateEvery ?? check.validateEvery);
+    // Patience is a number of steps (patience x validateEvery) whatever the run's check interval.
+    return r.steps >= cap && r.steps - r.bestStep < check.patience * check.validateEvery;
   });
 }
 
