@@ -38,13 +38,7 @@ export function claimTransferFolder(dir: string, experiment: string, settings: R
   const have = readJson<FolderConfig>(path);
   const there: Record<string, unknown> = { ...have.config };
   for (const key of ['seeds', 'nsList', 'ntList']) delete there[key];
-  const differs = (what: string, a: unknown, b: unknown) => {
-    if (sortedJson(a) === sortedJson(b)) return;
-    throw new Error(
-      `${dir} holds results of a different run (${path}): ${what} differ, so its finished cells would be mixed with this one's. ` +
-        `Pass another --out, or delete the folder to start over.\n  there: ${JSON.stringify(a)}\n  now:   ${JSON.stringify(b)}`,
-    );
-  };
+  const differs = settingsCheck((what) => `${dir} holds results of a different run (${path}): ${what} differ, so its finished cells would be mixed with this one's. Pass another --out, or delete the folder to start over.`);
   differs('the experiments', have.experiment, experiment);
   const common = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([k]) => !(FAMILIES as readonly string[]).includes(k)));
   differs('the settings', common(there), common(settings));
@@ -76,14 +70,19 @@ export function checkSourcesFolder(dir: string, experiment: string, settings: Re
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`--sources-from ${dir}: no config.json there (not a transfer results folder)`);
   const have = readJson<FolderConfig>(path);
-  const differs = (what: string, a: unknown, b: unknown) => {
-    if (sortedJson(a) === sortedJson(b)) return;
-    throw new Error(`--sources-from ${dir}: ${what} differ, so its source models are not the ones this run would train.\n  there: ${JSON.stringify(a)}\n  now:   ${JSON.stringify(b)}`);
-  };
+  const differs = settingsCheck((what) => `--sources-from ${dir}: ${what} differ, so its source models are not the ones this run would train.`);
   differs('the experiments', have.experiment, experiment);
   const common = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([k]) => !['seeds', 'nsList', 'ntList', ...FAMILIES].includes(k)));
   differs('the settings', common(have.config), common(settings));
   for (const f of FAMILIES) if (have.config[f] !== undefined && settings[f] !== undefined) differs(`the ${f} source settings`, sourcePart(have.config[f]), sourcePart(settings[f]));
+}
+
+/** A check that two settings are equal in any key order; otherwise it throws `message(what)` with both values. */
+function settingsCheck(message: (what: string) => string): (what: string, a: unknown, b: unknown) => void {
+  return (what, a, b) => {
+    if (sortedJson(a) === sortedJson(b)) return;
+    throw new Error(`${message(what)}\n  there: ${JSON.stringify(a)}\n  now:   ${JSON.stringify(b)}`);
+  };
 }
 
 /** JSON with object keys sorted, so that settings written in another key order compare equal. */
