@@ -309,6 +309,12 @@ describe('EMA', () => {
     ema.restore(m);
     expect(await values(m.weight)).toEqual(live);
     expect(() => ema.restore(m)).toThrow(/nothing stored/);
+    // withAveraged: fn sees the shadow; the live weights come back, also when fn throws.
+    const seen = await ema.withAveraged(m, () => values(m.weight));
+    expect(seen).toEqual(await values(ema.shadow.get('weight')!));
+    expect(await values(m.weight)).toEqual(live);
+    await expect(ema.withAveraged(m, () => Promise.reject(new Error('measure failed')))).rejects.toThrow('measure failed');
+    expect(await values(m.weight)).toEqual(live);
     // State dict round trip into a second EMA.
     const other = new EMA(m);
     other.loadStateDict(ema.stateDict());

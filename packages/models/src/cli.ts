@@ -29,6 +29,7 @@ interface ExperimentFlags {
   'source-cap'?: number;
   'target-cap'?: number;
   'target-check-epochs'?: number;
+  'target-ema'?: number;
   'sources-from'?: string;
   queue?: string;
   status?: boolean;
@@ -38,11 +39,11 @@ interface ExperimentFlags {
 async function experiment(name: string, preset: string, v: ExperimentFlags, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
   const e = EXPERIMENTS[name];
   if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
-  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap'] || v['target-check-epochs'] || v['sources-from']) && !e.takesOverrides) {
-    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap, --target-cap, --target-check-epochs and --sources-from apply to the mnist-usps experiments only`);
+  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap'] || v['target-check-epochs'] || v['target-ema'] || v['sources-from']) && !e.takesOverrides) {
+    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap, --target-cap, --target-check-epochs, --target-ema and --sources-from apply to the mnist-usps experiments only`);
   }
   const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
-  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], targetEma: v['target-ema'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
   if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
   if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
@@ -92,6 +93,7 @@ const COMMANDS: Record<string, Command<any>> = {
       'source-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: the source runs' most steps (the preset's otherwise); raise it when the report says a cap ended them" },
       'target-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: likewise for the target runs (transfer, baseline; 'matched' is capped at the transfer arm's total)" },
       'target-check-epochs': { type: 'int', min: 1, max: 1_000_000, help: 'mnist-usps only: check the target runs at step 0 and at least every N passes over their data (for small n_t, where the report says runs kept their first check)' },
+      'target-ema': { type: 'number', min: 0, above: true, max: 1, below: true, help: "mnist-usps only: validate, keep and sample an average (EMA) of the target runs' weights with this largest decay, e.g. 0.999 (for small n_t, where the kept raw weights are noisy)" },
       'sources-from': { type: 'string', help: 'mnist-usps only: a results folder whose source models this run takes instead of training them (its settings must match but for the target budget and arms)' },
       queue: { type: 'string', help: 'redis://[:PASSWORD@]HOST:PORT/DB: queue the cells for `transfuse worker`s instead of running them here' },
       status: { type: 'bool', help: 'with --queue: show the grid\'s done / running / waiting / failed cells (and write the report once all are done)' },

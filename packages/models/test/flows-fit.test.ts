@@ -169,4 +169,28 @@ describe('early stopping', () => {
     kept.forEach((k, i) => expect(k, `parameter ${i}`).toEqual(start[i]));
     flow.dispose();
   });
+
+  test('with an EMA, the checks measure the averaged weights, and the flow keeps those of the best check', async () => {
+    const { train, validation } = splitFlowData(mixture(60, 21), 1 / 3, 22);
+    const make = () => new Flow({ dim: 2, coupling: 'affine', layers: 4, hidden: [32, 32], scaleBound: 2, seed: 26 });
+    // A constant learning rate (no warmup or decay), so a shorter run follows the same trajectory.
+    const settings = { batchSize: 40, lr: 1e-2, seed: 27, label: null, emaDecay: 0.95 };
+    const flow = make();
+    const r = await trainFlow(flow, train, { ...settings, steps: 60, validation, validateEvery: 10 });
+    r.ema!.dispose();
+    const v = r.validation!;
+    // Reference: the same run without checks, stopped at the kept step, its average copied in.
+    const reference = make();
+    const plain = await trainFlow(reference, train, { ...settings, steps: v.bestStep });
+    const raw = (await evalBitsPerDim(reference, validation, { seed: 0 })).natsPerDim;
+    plain.ema!.copyTo(reference);
+    plain.ema!.dispose();
+    const averaged = (await evalBitsPerDim(reference, validation, { seed: 0 })).natsPerDim;
+    expect(Math.abs(v.best - averaged)).toBeLessThan(1e-6);
+    expect(Math.abs(raw - averaged)).toBeGreaterThan(1e-4); // the checks measured the average, not the raw weights
+    const [kept, expected] = await Promise.all([flow, reference].map((f) => Promise.all(f.trainableParameters().map((p) => p.data()))));
+    kept.forEach((k, i) => expect(k, `parameter ${i}`).toEqual(expected[i]));
+    flow.dispose();
+    reference.dispose();
+  });
 });

@@ -116,7 +116,7 @@ describe('runTransferExperiment (synthetic)', () => {
 
   it('checks target runs from step 0 and per epochs of a small split when the budget asks, with the source models of another folder', async () => {
     const out = mkdtempSync(join(tmpdir(), 'transfuse-dense-'));
-    const dense: TransferProtocol = { ...protocol, seeds: [0], nsList: [20], ntList: [12], diffusion: { ...protocol.diffusion!, target: { ...budget, validateEvery: 4, validateEpochs: 1, validateAtStart: true } } };
+    const dense: TransferProtocol = { ...protocol, seeds: [0], nsList: [20], ntList: [12], diffusion: { ...protocol.diffusion!, target: { ...budget, validateEvery: 4, validateEpochs: 1, validateAtStart: true, emaDecay: 0.9 } } };
     const logs: string[] = [];
     const run = (p: TransferProtocol, to: string) => runTransferExperiment({ name: 'synthetic', presetName: 'test', protocol: p, source: synthetic(60, 0, 1), target: synthetic(40, 2, 2), out: to, sourcesFrom: first, log: (m) => logs.push(m) });
     const r = await run(dense, out);
@@ -138,7 +138,7 @@ describe('runTransferExperiment (synthetic)', () => {
         expect(c.source.curve[0][0]).toBe(2);
       }
     }
-    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config.diffusion.target).toMatchObject({ validateEpochs: 1, validateAtStart: true });
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config.diffusion.target).toMatchObject({ validateEpochs: 1, validateAtStart: true, emaDecay: 0.9 });
   }, 300_000);
 
   it('parses the transfer command flags and names the flag at fault', () => {
@@ -160,6 +160,11 @@ describe('runTransferExperiment (synthetic)', () => {
       expect(dense[f]!.source).toEqual(MNIST_USPS_PRESETS.cpu[f]!.source);
     }
     expect(bad(['--target-check-epochs', '0'])).toThrow("--target-check-epochs takes whole numbers of at least 1, got '0'");
+    // An averaged target: the target budgets only.
+    const averaged = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--target-ema', '0.999']).protocol;
+    for (const f of ['diffusion', 'flow'] as const) expect([averaged[f]!.target.emaDecay, averaged[f]!.source.emaDecay]).toEqual([0.999, undefined]);
+    expect(bad(['--target-ema', '1'])).toThrow("--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got '1'");
+    expect(bad(['--target-ema', 'slow'])).toThrow("--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got 'slow'");
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
@@ -202,6 +207,36 @@ describe('trainDiffusion early stopping', () => {
     expect([still.validation!.bestStep, still.steps]).toEqual([0, 6]);
     model.dispose();
   });
+
+  it('with an EMA, checks and keeps the averaged weights: those of a run without checks stopped at the kept step', async () => {
+    const src = synthetic(24, 0, 3);
+    const set: ImageSet = { images: src.images.map((v) => 2 * v - 1), labels: src.labels, n: 24, channels: 1, height: 8, width: 8 };
+    const validation: ImageSet = { ...set, images: set.images.subarray(0, 8 * 64), labels: set.labels!.subarray(0, 8), n: 8 };
+    const make = () => new UNet2D({ sampleSize: 8, blockOutChannels: [16, 32], layersPerBlock: 1, normNumGroups: 8, numClassEmbeds: 2, seed: 4 });
+    const schedule = new NoiseSchedule();
+    const weights = (m: UNet2D) => Promise.all(m.parameters().map((p) => p.data()));
+    // A constant learning rate (no warmup or decay), so a shorter run follows the same trajectory.
+    const settings = { batchSize: 8, lr: 5e-2, seed: 8, label: null, emaDecay: 0.9 };
+    const model = make();
+    const r = await trainDiffusion(model, schedule, set, { ...settings, steps: 12, validation, validateEvery: 2 });
+    r.ema!.dispose();
+    const v = r.validation!;
+    const reference = make();
+    const plain = await trainDiffusion(reference, schedule, set, { ...settings, steps: v.bestStep });
+    reference.eval();
+    const raw = await validationLoss(reference, schedule, validation, { seed: deriveSeed(8, 3) });
+    plain.ema!.copyTo(reference);
+    plain.ema!.dispose();
+    const averaged = await validationLoss(reference, schedule, validation, { seed: deriveSeed(8, 3) });
+    // The check at the kept step measured the average, not the raw weights (lr 0.05 keeps them apart).
+    expect(Math.abs(v.best - averaged)).toBeLessThan(1e-6);
+    expect(Math.abs(raw - averaged)).toBeGreaterThan(1e-4);
+    // The model ends holding that average, bit for bit (the checks change no random stream).
+    const [kept, expected] = [await weights(model), await weights(reference)];
+    kept.forEach((k, i) => expect(k, `parameter ${i}`).toEqual(expected[i]));
+    model.dispose();
+    reference.dispose();
+  });
 });
 
 describe('checkInterval', () => {
@@ -219,5 +254,6 @@ describe('checkInterval', () => {
     expect(validationChecks(b, 80)).toEqual({ validateEvery: 100, patience: 5 });
     expect(validationChecks({ ...b, validateEpochs: 4, validateAtStart: true }, 80)).toEqual({ validateEvery: 10, patience: 50, validateAtStart: true }); // 500 steps
     expect(validationChecks({ ...b, validateEpochs: 4 }, 81)).toEqual({ validateEvery: 11, patience: 46 }); // 506 steps, the first whole check past 500
+    expect(validationChecks({ ...b, emaDecay: 0.999 }, 80)).toEqual({ validateEvery: 100, patience: 5, emaDecay: 0.999 }); // the trainer averages, checks and keeps the average
   });
 });

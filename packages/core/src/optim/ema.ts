@@ -77,6 +77,17 @@ export class EMA {
     this.disposeBackup();
   }
 
+  /** Runs `fn` with the averaged weights in `model` (to measure or snapshot them), then puts the model's own back, also when `fn` throws. */
+  async withAveraged<T>(model: Module, fn: () => Promise<T>): Promise<T> {
+    this.store(model);
+    this.copyTo(model);
+    try {
+      return await fn();
+    } finally {
+      this.restore(model);
+    }
+  }
+
   /** The shadow tensors (live: do not dispose) and the update count. */
   stateDict(): { updates: number; shadow: Map<string, Tensor> } {
     return { updates: this.updates, shadow: new Map(this.shadow) };

@@ -53,7 +53,11 @@ export interface DiffusionTrainOptions {
   prediction?: Prediction;
   /** Clip the global gradient norm (default 1; 0 disables). */
   clipNorm?: number;
-  /** Largest decay of the exponential moving average of the weights, reached after a warmup (0 disables). */
+  /**
+   * Largest decay of the exponential moving average of the weights, reached after a warmup (0
+   * disables). With `validation`, the checks measure the averaged weights and the model ends
+   * holding those of the best check.
+   */
   emaDecay?: number;
   seed?: number;
   /** Read the loss back every this many steps (each read waits for the GPU). */
@@ -92,7 +96,7 @@ export interface TrainResult {
   /** (step, loss) pairs read every logEvery steps. */
   losses: [number, number][];
   seconds: number;
-  /** The EMA of the weights, if one was kept (apply it with ema.copyTo(model) before sampling). */
+  /** The EMA of the weights, if one was kept (without validation, apply it with ema.copyTo(model) before sampling). */
   ema: EMA | null;
   /** Steps run (fewer than `steps` when early stopping or a signal ended training). */
   steps: number;
@@ -152,16 +156,19 @@ export async function trainDiffusion(model: UNet2D, schedule: NoiseSchedule, dat
   const history: [number, number][] = [];
   const settings = {
     steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, prediction: o.prediction ?? 'epsilon', clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay ?? 0, seed, n: data.n,
-    validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}) } : null,
+    validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}), ...(ema ? { weights: 'ema' } : {}) } : null,
   };
-  /** Measures the validation loss of the current weights at `step` and offers them to early stopping. */
+  /** Measures the validation loss of the weights at `step` (the averaged ones with an EMA: they are what gets sampled) and offers them to early stopping. */
   const check = async (step: number) => {
+    const measure = async () => {
+      const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
+      if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${step}`);
+      history.push([step, v]);
+      best!.offer(v, step);
+    };
     model.eval();
-    const v = await validationLoss(model, schedule, o.validation!, { seed: deriveSeed(seed, 3), prediction: o.prediction });
+    await (ema ? ema.withAveraged(model as Module, measure) : measure());
     model.train();
-    if (!Number.isFinite(v)) throw new Error(`trainDiffusion: the validation loss became ${v} at step ${step}`);
-    history.push([step, v]);
-    best!.offer(v, step);
   };
   try {
     const resumed = ckpt?.resume({ trainer: 'trainDiffusion', settings });

@@ -41,6 +41,12 @@ export interface TrainingBudget {
    * a small split stopped a baseline at step 420 where the plain checks ran it to 1,000.)
    */
   patience: number;
+  /**
+   * Validate, keep and sample an exponential moving average of the weights with this largest
+   * decay (absent: the raw weights). The raw weights of a small target set move so much between
+   * nearby steps that the kept step's W1 varied by as much as the transfer effect.
+   */
+  emaDecay?: number;
 }
 
 /** The steps between validation checks of a run on `n` training images under budget `b`. */
@@ -113,17 +119,18 @@ export interface FamilyShape {
   numClasses: number;
 }
 
-/** A trainer's result as a TrainRecord, or TrainingInterrupted when a signal stopped it. */
-function record(r: { steps: number; interrupted: boolean; seconds: number; validation?: { bestStep: number; history: [number, number][] } }, b: TrainingBudget, every: number, o: CellTrainOptions): TrainRecord {
+/** A trainer's result as a TrainRecord (the model holds the kept weights; their average is freed), or TrainingInterrupted when a signal stopped it. */
+function record(r: { steps: number; interrupted: boolean; seconds: number; ema: { dispose(): void } | null; validation?: { bestStep: number; history: [number, number][] } }, b: TrainingBudget, every: number, o: CellTrainOptions): TrainRecord {
+  r.ema?.dispose();
   if (r.interrupted) throw new TrainingInterrupted(o.checkpointDir!, r.steps);
   // The interval is written only where the budget could make it differ from validateEvery, so older cells stay byte-identical.
   return { steps: r.steps, bestStep: r.validation!.bestStep, images: r.steps * b.batchSize, curve: r.validation!.history, seconds: r.seconds, ...(b.validateEpochs !== undefined ? { validateEvery: every } : {}) };
 }
 
 /** The trainer's validation options under budget b for n training images: the same patience in steps at any interval. */
-export function validationChecks(b: TrainingBudget, n: number): { validateEvery: number; patience: number; validateAtStart?: true } {
+export function validationChecks(b: TrainingBudget, n: number): { validateEvery: number; patience: number; validateAtStart?: true; emaDecay?: number } {
   const every = checkInterval(b, n);
-  return { validateEvery: every, patience: Math.ceil((b.patience * b.validateEvery) / every), ...(b.validateAtStart ? { validateAtStart: true } : {}) };
+  return { validateEvery: every, patience: Math.ceil((b.patience * b.validateEvery) / every), ...(b.validateAtStart ? { validateAtStart: true } : {}), ...(b.emaDecay ? { emaDecay: b.emaDecay } : {}) };
 }
 
 /** Checkpoints at every validation check, resumed when the folder holds one of this run (its settings are checked). */

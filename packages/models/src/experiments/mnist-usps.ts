@@ -59,18 +59,22 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
  * Budget settings that replace a preset's, for every family it runs: the knobs for a run whose
  * report says a budget decided it. Caps (`--source-cap`, `--target-cap`) for runs a cap ended;
  * `--target-check-epochs N` for target runs that kept their first check: they are checked at step
- * 0 (the starting weights are a candidate) and at least every N passes over their training split.
+ * 0 (the starting weights are a candidate) and at least every N passes over their training split;
+ * `--target-ema DECAY` for target runs whose raw weights are too noisy to pick a step from: an
+ * average of the weights is validated, kept and sampled.
  */
 export interface BudgetOverrides {
   sourceCap?: number;
   targetCap?: number;
   targetCheckEpochs?: number;
+  targetEma?: number;
 }
 
 export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverrides): P {
   for (const [flag, v] of [['--source-cap', o.sourceCap], ['--target-cap', o.targetCap], ['--target-check-epochs', o.targetCheckEpochs]] as const) {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new Error(`${flag} must be a whole number of at least 1, got ${v}`);
   }
+  if (o.targetEma !== undefined && !(o.targetEma > 0 && o.targetEma < 1)) throw new Error(`--target-ema must be a decay between 0 and 1 (exclusive), got ${o.targetEma}`);
   const out = structuredClone(preset);
   for (const f of FAMILIES) {
     const fp = out[f];
@@ -78,6 +82,7 @@ export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverr
     if (o.sourceCap !== undefined) fp.source.cap = o.sourceCap;
     if (o.targetCap !== undefined) fp.target.cap = o.targetCap;
     if (o.targetCheckEpochs !== undefined) fp.target = { ...fp.target, validateEpochs: o.targetCheckEpochs, validateAtStart: true };
+    if (o.targetEma !== undefined) fp.target = { ...fp.target, emaDecay: o.targetEma };
   }
   return out;
 }

@@ -35,6 +35,8 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
   --target-cap N             report says a cap, not the validation loss, ended runs (likewise for the target)
   --target-check-epochs N    check the target runs' validation loss at step 0 and at least every N passes
                              over their data (for small n_t, when the report says runs kept their first check)
+  --target-ema DECAY         validate, keep and sample an average (EMA) of the target runs' weights with
+                             this largest decay, e.g. 0.999 (when the kept raw weights are noisy)
   --sources-from DIR         take the source models of an earlier results folder instead of training them
                              (its settings must match but for the target budget and arms)
   --out DIR                  results folder (resumable; default results/transfer)
@@ -93,6 +95,7 @@ export function parseTransferArgs(argv: string[]) {
       'source-cap': { type: 'string' },
       'target-cap': { type: 'string' },
       'target-check-epochs': { type: 'string' },
+      'target-ema': { type: 'string' },
       'sources-from': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
@@ -103,7 +106,9 @@ export function parseTransferArgs(argv: string[]) {
   const base = (MNIST_USPS_PRESETS as Record<string, (typeof MNIST_USPS_PRESETS)['demo']>)[v.preset!];
   if (!base) throw new Error(`--preset takes ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got '${v.preset}'`);
   const atLeast1 = (flag: 'source-cap' | 'target-cap' | 'target-check-epochs') => (v[flag] === undefined ? undefined : (whole(flag, 1)(v[flag]!) as number));
-  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs') };
+  const ema = v['target-ema'] === undefined ? undefined : Number(v['target-ema']);
+  if (ema !== undefined && !(ema > 0 && ema < 1)) throw new Error(`--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got '${v['target-ema']}'`);
+  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs'), targetEma: ema };
   const protocol: TransferProtocol = { ...withBudgets(base, budgets), conditional: !v.unconditional };
   if (v.size) protocol.size = whole('size', 4)(v.size);
   if (v.ns) protocol.nsList = list('ns', v.ns, whole('ns', 2)) as number[];

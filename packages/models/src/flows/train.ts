@@ -3,7 +3,7 @@
  * Image data go through uniform dequantization of their 8-bit levels: y = (level + u) / 256 in
  * (0, 1), so with a logit flow the bits/dim count the discrete 8-bit data, as published numbers do.
  */
-import { Adam, BestWeights, checkOptionKeys, clipGradNorm, cosineWithWarmup, deriveSeed, LossLog, noGrad, tensor, tidy, add, sum, trainingCheckpoints, ProgressBar, runtime, type CheckpointingOptions, type Module, type Tensor } from '@transfuse/core';
+import { Adam, BestWeights, checkOptionKeys, clipGradNorm, cosineWithWarmup, deriveSeed, EMA, emaWarmupDecay, LossLog, noGrad, tensor, tidy, add, sum, trainingCheckpoints, ProgressBar, runtime, type CheckpointingOptions, type Module, type Tensor } from '@transfuse/core';
 import { createRng, permutation } from '../data/prng.js';
 import { epochBatches } from '../data/batches.js';
 import type { ImageSet } from '../data/image-set.js';
@@ -73,6 +73,12 @@ export interface FlowTrainOptions {
   finalLrFraction?: number;
   /** Clip the global gradient norm (default 0: off). */
   clipNorm?: number;
+  /**
+   * Largest decay of an exponential moving average of the weights, reached after a warmup (0
+   * disables). With `validation`, the checks measure the averaged weights and the flow ends
+   * holding those of the best check.
+   */
+  emaDecay?: number;
   /** Read the loss back every this many steps (default 50). */
   logEvery?: number;
   /** Progress bar label; null for none. */
@@ -92,7 +98,7 @@ export interface FlowTrainOptions {
   checkpoint?: CheckpointingOptions;
 }
 
-const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'validateAtStart', 'patience', 'checkpoint'];
+const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'emaDecay', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'validateAtStart', 'patience', 'checkpoint'];
 
 export interface FlowValidation {
   /** (step, validation NLL in nats/dim) pairs. */
@@ -108,6 +114,8 @@ export interface FlowTrainResult {
   seconds: number;
   /** Steps actually run (fewer than `steps` when early stopping or a signal ended training). */
   steps: number;
+  /** The EMA of the weights, if one was kept (without validation, apply it with ema.copyTo(flow) before sampling); the caller disposes it. */
+  ema: EMA | null;
   validation?: FlowValidation;
   /** A signal stopped training; the newest checkpoint holds the state to resume from. */
   interrupted: boolean;
@@ -137,22 +145,27 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   if (o.validation) checkData(flow, o.validation, 'trainFlow (validation)');
   if (!(validateEvery >= 1 && patience >= 1)) throw new Error(`trainFlow: validateEvery (${validateEvery}) and patience (${patience}) must be at least 1`);
   const best = o.validation ? new BestWeights(trainable) : null;
+  const ema = o.emaDecay ? new EMA(flow as Module, { decay: emaWarmupDecay(o.emaDecay) }) : null;
   // A checkpoint holds the early-stopping state too (best weights, scores), so a resumed run keeps the same step.
-  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, best: best ?? undefined }) : null;
+  const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, ema: ema ?? undefined, best: best ?? undefined }) : null;
+  // emaDecay is written only when set, so checkpoints of runs without one still resume.
   const settings = {
-    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n,
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n, ...(ema ? { emaDecay: o.emaDecay } : {}),
     validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}) } : null,
   };
   const history: [number, number][] = [];
   let validation: FlowValidation | undefined;
-  /** Measures the validation NLL of the current weights at `step` and offers them to early stopping. */
+  /** Measures the validation NLL of the weights at `step` (the averaged ones with an EMA: they are what gets sampled) and offers them to early stopping. */
   const check = async (step: number) => {
+    const measure = async () => {
+      const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
+      if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${step}`);
+      history.push([step, v]);
+      best!.offer(v, step);
+    };
     flow.eval();
-    const v = (await evalBitsPerDim(flow, o.validation!, { seed: deriveSeed(seed, 2) })).natsPerDim;
+    await (ema ? ema.withAveraged(flow as Module, measure) : measure());
     flow.train();
-    if (!Number.isFinite(v)) throw new Error(`trainFlow: the validation NLL became ${v} at step ${step}`);
-    history.push([step, v]);
-    best!.offer(v, step);
   };
   try {
     // Batches and dequantization noise follow from the step, so a resumed run sees the same data.
@@ -175,6 +188,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
         if ((o.clipNorm ?? 0) > 0) clipGradNorm(trainable, o.clipNorm!);
         opt.step();
         opt.zeroGrad();
+        ema?.update();
         return l;
       });
       stepsRun = step + 1;
@@ -196,7 +210,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
       best.restore();
       validation = { history, bestStep: best.bestStep, best: best.best };
     }
-    return { losses: log.losses, seconds: seconds(), steps: stepsRun, validation, interrupted };
+    return { losses: log.losses, seconds: seconds(), steps: stepsRun, ema, validation, interrupted };
   } finally {
     best?.dispose();
     ckpt?.dispose();

@@ -23,6 +23,7 @@ export interface GridCommand {
   sourceCap?: number;
   targetCap?: number;
   targetCheckEpochs?: number;
+  targetEma?: number;
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;
