@@ -12,12 +12,16 @@ import { resolveDataDir } from './data/digits.js';
 import { diffusionSample, diffusionTrain } from './diffusion/cli.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
 import { FAMILIES, type Family } from './experiments/families.js';
+import { ARMS, type Arm } from './experiments/transfer-summary.js';
 import { flowEval, flowSample, flowTrain } from './flows/cli.js';
 import { transferCli } from './experiments/transfer-cli.js';
 import { QUEUE_EXPERIMENTS, type QueueExperiment } from './queue/cell-job.js';
 import { parseRedisUrl } from './queue/redis-url.js';
 
 const EXPERIMENT_PRESETS = [...new Set(Object.values(EXPERIMENTS).flatMap((e) => e.presets))];
+
+/** The flags of `transfuse experiment` that only the mnist-usps experiments take (their grid and budgets). */
+const MNIST_USPS_FLAGS = ['ns', 'families', 'seeds', 'nt', 'arms', 'source-cap', 'target-cap', 'target-check-epochs', 'target-ema', 'sources-from'] as const;
 
 interface ExperimentFlags {
   out?: string;
@@ -26,6 +30,7 @@ interface ExperimentFlags {
   families?: string[];
   seeds?: number[];
   nt?: string;
+  arms?: string[];
   'source-cap'?: number;
   'target-cap'?: number;
   'target-check-epochs'?: number;
@@ -39,11 +44,12 @@ interface ExperimentFlags {
 async function experiment(name: string, preset: string, v: ExperimentFlags, log: (m: string) => void, gpu: () => Promise<void>): Promise<void> {
   const e = EXPERIMENTS[name];
   if (!e.presets.includes(preset)) throw new UsageError(`experiment ${name}: --preset must be one of ${e.presets.join(', ')}, got '${preset}'`);
-  if ((v.ns || v.families || v.seeds || v.nt || v['source-cap'] || v['target-cap'] || v['target-check-epochs'] || v['target-ema'] || v['sources-from']) && !e.takesOverrides) {
-    throw new UsageError(`experiment ${name}: --ns, --families, --seeds, --nt, --source-cap, --target-cap, --target-check-epochs, --target-ema and --sources-from apply to the mnist-usps experiments only`);
+  const given = MNIST_USPS_FLAGS.filter((f) => v[f] !== undefined);
+  if (given.length && !e.takesOverrides) {
+    throw new UsageError(`experiment ${name}: ${given.map((f) => `--${f}`).join(', ')} ${given.length === 1 ? 'applies' : 'apply'} to the mnist-usps experiments only`);
   }
   const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
-  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], targetEma: v['target-ema'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, arms: v.arms as Arm[] | undefined, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], targetEma: v['target-ema'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
   if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
   if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
@@ -90,6 +96,7 @@ const COMMANDS: Record<string, Command<any>> = {
       families: { type: 'choices', values: FAMILIES, help: 'mnist-usps only: model families' },
       seeds: { type: 'ints', min: 0, max: 2 ** 31 - 1, help: 'mnist-usps only: seeds, e.g. 0' },
       nt: { type: 'string', help: "mnist-usps only: target sizes, e.g. 100,all" },
+      arms: { type: 'choices', values: ARMS, help: "mnist-usps only: the arms to run, e.g. transfer,variant,baseline,matched ('matched' needs a transfer arm)" },
       'source-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: the source runs' most steps (the preset's otherwise); raise it when the report says a cap ended them" },
       'target-cap': { type: 'int', min: 1, max: 10_000_000, help: "mnist-usps only: likewise for the target runs (transfer, baseline; 'matched' is capped at the transfer arm's total)" },
       'target-check-epochs': { type: 'int', min: 1, max: 1_000_000, help: 'mnist-usps only: check the target runs at step 0 and at least every N passes over their data (for small n_t, where the report says runs kept their first check)' },

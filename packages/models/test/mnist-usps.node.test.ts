@@ -66,6 +66,12 @@ describe('mnist-usps presets (smoke, end to end)', () => {
     expect(logs.filter((m) => m.includes('finished in')).map((m) => m.split(']')[0])).toEqual(['[diffusion-source-ns80-seed0', '[diffusion-transfer-ntall-ns80-seed0']);
     expect(wider.cells.map((c) => [c.arm, c.ns])).toEqual([['transfer', 50], ['transfer', 80]]);
     expect(wider.cells[0].w1).toBe(r.cells[0].w1);
+    // --arms (with --families) gives the same settings from the command line: the folder takes it, and nothing is trained again.
+    const again: string[] = [];
+    expect(await run({ ns: [50], nt: ['all'], families: ['diffusion'], arms: ['transfer'], log: (m) => again.push(m) })).toContain('arms transfer');
+    expect(again.filter((m) => m.includes('finished in'))).toEqual([]);
+    await expect(run({ arms: ['baseline', 'matched'] })).rejects.toThrow("--arms: 'matched' needs 'transfer' or 'variant', whose total steps it is given");
+    await expect(run({ arms: ['transfer', 'transfer'] })).rejects.toThrow("--arms takes distinct names of transfer, variant, baseline, matched, got 'transfer,transfer'");
     await expect(run({ ns: [0] })).rejects.toThrow(/--ns must list positive whole numbers, got 0/);
     await expect(run({ families: ['gan' as never] })).rejects.toThrow(/--families takes diffusion and\/or flow, got 'gan'/);
     await expect(run({ preset: 'demo', families: ['flow'] })).rejects.toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");

@@ -4,17 +4,19 @@ import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng/index.js';
 import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, withBudgets, type BudgetOverrides, type Family, type MnistUspsOptions } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
+import { ARMS, type Arm } from './transfer-summary.js';
 
 export interface ExperimentRun extends BudgetOverrides {
   preset: string;
   dataDir: string;
   out: string;
   log: (msg: string) => void;
-  /** mnist-usps only: replace the preset's source sizes, model families, seeds or target sizes (`--ns`, `--families`, `--seeds`, `--nt`), or its caps. */
+  /** mnist-usps only: replace the preset's source sizes, model families, seeds, target sizes or arms (`--ns`, `--families`, `--seeds`, `--nt`, `--arms`), or its budgets. */
   ns?: number[];
   families?: Family[];
   seeds?: number[];
   nt?: (number | 'all')[];
+  arms?: Arm[];
   /** mnist-usps only: a results folder whose source cells this run takes (`--sources-from`). */
   sourcesFrom?: string;
 }
@@ -56,11 +58,19 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
   const preset = { ...withBudgets(base, r), nsList: r.ns ?? base.nsList, seeds: r.seeds ?? base.seeds, ntList: r.nt ?? base.ntList };
   for (const f of r.families ?? []) if (!base[f]) throw new Error(`--families: preset '${r.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
+  if (r.arms) {
+    const bad = r.arms.filter((a) => !ARMS.includes(a));
+    if (bad.length || !r.arms.length || new Set(r.arms).size !== r.arms.length) throw new Error(`--arms takes distinct names of ${ARMS.join(', ')}, got '${r.arms.join(',')}'`);
+    if (r.arms.includes('matched') && !r.arms.includes('transfer') && !r.arms.includes('variant')) throw new Error("--arms: 'matched' needs 'transfer' or 'variant', whose total steps it is given");
+    // withBudgets returned a copy of the preset: changing its arms leaves the table alone.
+    for (const f of FAMILIES) if (preset[f]) preset[f]!.arms = [...r.arms];
+  }
   const changes = [
     r.ns && `n_s ${r.ns.join(', ')}`,
     r.families && r.families.join(' and '),
     r.seeds && `seeds ${r.seeds.join(', ')}`,
     r.nt && `n_t ${r.nt.join(', ')}`,
+    r.arms && `arms ${r.arms.join(', ')}`,
     r.sourceCap && `source cap ${r.sourceCap}`,
     r.targetCap && `target cap ${r.targetCap}`,
     r.targetCheckEpochs && `target checks from step 0, every ${r.targetCheckEpochs} epochs at most`,
@@ -79,7 +89,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsOptions, type Family } from '../experiments/index.js';
 import { mnistUspsClasses } from '../experiments/mnist-usps.js';
 import { planTransferCells } from '../experiments/transfer-plan.js';
+import { ARMS, type Arm } from '../experiments/transfer-summary.js';
 
 /** The experiments a queue runs: the transfer experiments, made of cells. */
 export const QUEUE_EXPERIMENTS = ['mnist-usps-conditional', 'mnist-usps-digit3'] as const;
@@ -23,6 +24,7 @@ export interface GridSettings {
   families?: Family[];
   seeds?: number[];
   nt?: (number | 'all')[];
+  arms?: Arm[];
   sourceCap?: number;
   targetCap?: number;
   targetCheckEpochs?: number;
@@ -53,7 +55,7 @@ const isIntList = (x: unknown): x is number[] => Array.isArray(x) && x.length > 
 export function checkCellJob(data: unknown): CellJob {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('job data must be an object');
   const d = data as Record<string, unknown>;
-  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'sourceCap', 'targetCap', 'targetCheckEpochs', 'targetEma', 'folder', 'cell'].includes(k));
+  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'arms', 'sourceCap', 'targetCap', 'targetCheckEpochs', 'targetEma', 'folder', 'cell'].includes(k));
   if (extra.length) throw new Error(`job data has unknown field(s) ${extra.join(', ')}`);
   if (!QUEUE_EXPERIMENTS.includes(d.experiment as QueueExperiment)) throw new Error(`job experiment must be one of ${QUEUE_EXPERIMENTS.join(', ')}, got ${JSON.stringify(d.experiment)}`);
   if (typeof d.preset !== 'string' || !(d.preset in MNIST_USPS_PRESETS)) throw new Error(`job preset must be one of ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got ${JSON.stringify(d.preset)}`);
@@ -66,6 +68,9 @@ export function checkCellJob(data: unknown): CellJob {
   }
   if (d.nt !== undefined && !(Array.isArray(d.nt) && d.nt.length > 0 && d.nt.every((x) => x === 'all' || (Number.isSafeInteger(x) && x >= 2 && x <= 1_000_000)) && new Set(d.nt).size === d.nt.length)) {
     throw new Error(`job nt must be distinct whole numbers from 2 to 1000000 or 'all', got ${JSON.stringify(d.nt)}`);
+  }
+  if (d.arms !== undefined && !(Array.isArray(d.arms) && d.arms.length > 0 && d.arms.every((a) => ARMS.includes(a)) && new Set(d.arms).size === d.arms.length)) {
+    throw new Error(`job arms must be distinct names of ${ARMS.join(', ')}, got ${JSON.stringify(d.arms)}`);
   }
   for (const k of ['sourceCap', 'targetCap', 'targetCheckEpochs'] as const) {
     if (d[k] !== undefined && !(Number.isSafeInteger(d[k]) && (d[k] as number) >= 1)) throw new Error(`job ${k} must be a whole number of at least 1, got ${JSON.stringify(d[k])}`);
@@ -86,7 +91,7 @@ export function gridOptions(g: GridSettings, dataDir: string, results: string, l
   return mnistUspsOptions({ ...overridesOf(g), preset: g.preset, dataDir, out: join(results, checkFolderName(g.folder)), log }, g.experiment === 'mnist-usps-conditional');
 }
 
-const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, sourceCap: g.sourceCap, targetCap: g.targetCap, targetCheckEpochs: g.targetCheckEpochs, targetEma: g.targetEma });
+const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, arms: g.arms, sourceCap: g.sourceCap, targetCap: g.targetCap, targetCheckEpochs: g.targetCheckEpochs, targetEma: g.targetEma });
 
 /** A grid's settings alone (a job's data minus its cell), in a fixed order. */
 export const gridOf = (g: GridSettings): GridSettings => ({ experiment: g.experiment, preset: g.preset, ...overridesOf(g), folder: g.folder });

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { mnistUspsExperiment } from '../experiments/mnist-usps.js';
 import type { Family } from '../experiments/families.js';
+import type { Arm } from '../experiments/transfer-summary.js';
 import { checkFolderName, gridOf, gridOptions, type QueueExperiment } from './cell-job.js';
 import { formatStatus, gridStatus, openQueue, releaseReady, requeueGrid } from './grid-queue.js';
 import type { RedisConnection } from './redis-url.js';
@@ -20,6 +21,7 @@ export interface GridCommand {
   families?: Family[];
   seeds?: number[];
   nt?: (number | 'all')[];
+  arms?: Arm[];
   sourceCap?: number;
   targetCap?: number;
   targetCheckEpochs?: number;
