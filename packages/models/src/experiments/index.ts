@@ -89,7 +89,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt and the budget flags apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt, --arms and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 
