@@ -165,6 +165,9 @@ describe('runTransferExperiment (synthetic)', () => {
     for (const f of ['diffusion', 'flow'] as const) expect([averaged[f]!.target.emaDecay, averaged[f]!.source.emaDecay]).toEqual([0.999, undefined]);
     expect(bad(['--target-ema', '1'])).toThrow("--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got '1'");
     expect(bad(['--target-ema', 'slow'])).toThrow("--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got 'slow'");
+    const slower = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--target-lr', '1e-4']).protocol;
+    for (const f of ['diffusion', 'flow'] as const) expect([slower[f]!.target.lr, slower[f]!.source.lr]).toEqual([1e-4, MNIST_USPS_PRESETS.cpu[f]!.source.lr]);
+    expect(bad(['--target-lr', '0'])).toThrow("--target-lr takes a learning rate above 0 and at most 1, e.g. 1e-4; got '0'");
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");

@@ -75,6 +75,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
     r.targetCap && `target cap ${r.targetCap}`,
     r.targetCheckEpochs && `target checks from step 0, every ${r.targetCheckEpochs} epochs at most`,
     r.targetEma && `target weights averaged (EMA ${r.targetEma})`,
+    r.targetLr && `target learning rate ${r.targetLr}`,
   ].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
   return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log, ...(r.sourcesFrom ? { sourcesFrom: r.sourcesFrom } : {}) };
@@ -89,7 +90,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt, --arms and the budget flags apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.targetLr || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt, --arms and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 

@@ -61,13 +61,15 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
  * `--target-check-epochs N` for target runs that kept their first check: they are checked at step
  * 0 (the starting weights are a candidate) and at least every N passes over their training split;
  * `--target-ema DECAY` for target runs whose raw weights are too noisy to pick a step from: an
- * average of the weights is validated, kept and sampled.
+ * average of the weights is validated, kept and sampled; `--target-lr` for target runs that overfit
+ * a small split within a few steps at the preset's learning rate.
  */
 export interface BudgetOverrides {
   sourceCap?: number;
   targetCap?: number;
   targetCheckEpochs?: number;
   targetEma?: number;
+  targetLr?: number;
 }
 
 export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverrides): P {
@@ -75,6 +77,7 @@ export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverr
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new Error(`${flag} must be a whole number of at least 1, got ${v}`);
   }
   if (o.targetEma !== undefined && !(o.targetEma > 0 && o.targetEma < 1)) throw new Error(`--target-ema must be a decay between 0 and 1 (exclusive), got ${o.targetEma}`);
+  if (o.targetLr !== undefined && !(o.targetLr > 0 && o.targetLr <= 1)) throw new Error(`--target-lr must be a learning rate above 0 and at most 1, got ${o.targetLr}`);
   const out = structuredClone(preset);
   for (const f of FAMILIES) {
     const fp = out[f];
@@ -83,6 +86,7 @@ export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverr
     if (o.targetCap !== undefined) fp.target.cap = o.targetCap;
     if (o.targetCheckEpochs !== undefined) fp.target = { ...fp.target, validateEpochs: o.targetCheckEpochs, validateAtStart: true };
     if (o.targetEma !== undefined) fp.target = { ...fp.target, emaDecay: o.targetEma };
+    if (o.targetLr !== undefined) fp.target.lr = o.targetLr;
   }
   return out;
 }

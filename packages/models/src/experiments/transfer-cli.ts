@@ -37,6 +37,8 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
                              over their data (for small n_t, when the report says runs kept their first check)
   --target-ema DECAY         validate, keep and sample an average (EMA) of the target runs' weights with
                              this largest decay, e.g. 0.999 (when the kept raw weights are noisy)
+  --target-lr RATE           the target runs' peak learning rate (default: the preset's), e.g. for a small
+                             target set that the preset's rate overfits within a few steps
   --sources-from DIR         take the source models of an earlier results folder instead of training them
                              (its settings must match but for the target budget and arms)
   --out DIR                  results folder (resumable; default results/transfer)
@@ -96,6 +98,7 @@ export function parseTransferArgs(argv: string[]) {
       'target-cap': { type: 'string' },
       'target-check-epochs': { type: 'string' },
       'target-ema': { type: 'string' },
+      'target-lr': { type: 'string' },
       'sources-from': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
@@ -108,7 +111,9 @@ export function parseTransferArgs(argv: string[]) {
   const atLeast1 = (flag: 'source-cap' | 'target-cap' | 'target-check-epochs') => (v[flag] === undefined ? undefined : (whole(flag, 1)(v[flag]!) as number));
   const ema = v['target-ema'] === undefined ? undefined : Number(v['target-ema']);
   if (ema !== undefined && !(ema > 0 && ema < 1)) throw new Error(`--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got '${v['target-ema']}'`);
-  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs'), targetEma: ema };
+  const lr = v['target-lr'] === undefined ? undefined : Number(v['target-lr']);
+  if (lr !== undefined && !(lr > 0 && lr <= 1)) throw new Error(`--target-lr takes a learning rate above 0 and at most 1, e.g. 1e-4; got '${v['target-lr']}'`);
+  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs'), targetEma: ema, targetLr: lr };
   const protocol: TransferProtocol = { ...withBudgets(base, budgets), conditional: !v.unconditional };
   if (v.size) protocol.size = whole('size', 4)(v.size);
   if (v.ns) protocol.nsList = list('ns', v.ns, whole('ns', 2)) as number[];

@@ -26,6 +26,7 @@ export interface GridCommand {
   targetCap?: number;
   targetCheckEpochs?: number;
   targetEma?: number;
+  targetLr?: number;
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;
