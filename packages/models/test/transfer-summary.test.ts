@@ -1,7 +1,7 @@
 /** Which runs a cap cut while still improving, and which kept their first check, on cells written by hand. */
 import { describe, expect, it } from 'vitest';
 import type { TrainRecord } from '../src/experiments/families.js';
-import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, type CellResult } from '../src/experiments/transfer-summary.js';
+import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, untrainedBaselineSeeds, type CellResult } from '../src/experiments/transfer-summary.js';
 
 const rec = (steps: number, bestStep: number): TrainRecord => ({ steps, bestStep, images: steps * 32, curve: [], seconds: 0 });
 
@@ -75,5 +75,19 @@ describe('runsKeptAtFirstCheck', () => {
     ];
     expect(runsKeptAtFirstCheck(cells).map((u) => `${u.run} seed ${u.seed}`)).toEqual(['transfer seed 1']);
     expect(runsKeptStart(cells).map((u) => `${u.run} seed ${u.seed} ${u.bestStep}/${u.steps}`)).toEqual(['transfer seed 0 0/60']);
+  });
+
+  it('names the seeds of a cell whose baseline or matched baseline kept its random initialisation', () => {
+    const fromStart = (steps: number, bestStep: number): TrainRecord => ({ ...rec(steps, bestStep), curve: [[0, 1], ...curve(5, steps / 5)], validateEvery: 5 });
+    const cells = [
+      cell('baseline', 0, '100', null, fromStart(400, 0)), // untrained: counts for every n_s of n_t = 100
+      cell('matched', 1, '100', 100, fromStart(400, 0)), // untrained, but only the n_s = 100 cell's
+      cell('baseline', 1, '100', null, fromStart(415, 15)),
+      cell('transfer', 2, '100', 100, fromStart(400, 0)), // a transfer arm keeping the source is a result, not an untrained baseline
+      cell('baseline', 2, 'all', null, fromStart(400, 0)), // another n_t
+    ];
+    expect(untrainedBaselineSeeds(cells, { family: 'diffusion', nt: '100', ns: 100 })).toEqual([0, 1]);
+    expect(untrainedBaselineSeeds(cells, { family: 'diffusion', nt: '100', ns: 60000 })).toEqual([0]);
+    expect(untrainedBaselineSeeds(cells, { family: 'flow', nt: '100', ns: 100 })).toEqual([]);
   });
 });

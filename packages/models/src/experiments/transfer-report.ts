@@ -8,7 +8,7 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
+import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, untrainedBaselineSeeds, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
@@ -65,7 +65,11 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     for (const t of r.summary.trends) lines.push(`| ${t.family} | ${t.arm} | ${t.nt} | ${t.metric === 'w1' ? 'W1' : 'class accuracy'} | ${t.trend} |`);
   }
   const wins = winsBeyondSpread(rows);
-  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
+  const untrained = (w: SummaryRow) => {
+    const seeds = untrainedBaselineSeeds(r.cells, w);
+    return seeds.length ? `; but in seed(s) ${seeds.join(', ')} a target-only arm kept its random initialisation, which training on the target never improved, so there it beats an untrained model` : '';
+  };
+  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)}${untrained(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
   lines.push('', convergenceLine(unconvergedRuns(r.cells, { diffusion: c.diffusion, flow: c.flow })));
   const first = runsKeptAtFirstCheck(r.cells);
   if (first.length) {

@@ -134,6 +134,16 @@ export function winsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
   return rows.filter((r) => r.vsBaseline?.verdict === 'a lower' && r.vsMatched?.verdict === 'a lower');
 }
 
+/**
+ * The seeds of a cell (family, n_t, n_s) whose target-only runs, the baseline or the matched
+ * baseline, kept their starting weights: a random initialisation that training on the target
+ * never improved (on validation). Beating such a run is beating an untrained model.
+ */
+export function untrainedBaselineSeeds(cells: CellResult[], at: { family: Family; nt: string; ns: number }): number[] {
+  const untrained = cells.filter((c) => c.family === at.family && c.nt === at.nt && (c.arm === 'baseline' || (c.arm === 'matched' && c.ns === at.ns)) && c.target.curve.length > 1 && c.target.bestStep === 0);
+  return [...new Set(untrained.map((c) => c.seed))].sort((a, b) => a - b);
+}
+
 /** A training run whose budget the report questions (see unconvergedRuns and runsKeptAtFirstCheck). */
 export interface FlaggedRun {
   family: Family;
