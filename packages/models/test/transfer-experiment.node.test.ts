@@ -88,15 +88,22 @@ describe('runTransferExperiment (synthetic)', () => {
     expect(new Set(r.cells.map((c) => `${c.nt}:${c.ntUsed}`))).toEqual(new Set(['12:12', `all:${r.targetTrain}`]));
     // Paired differences: transfer minus baseline per seed, by hand from the cells.
     const row = r.summary.rows.find((x) => x.nt === '12' && x.ns === 20)!;
-    const w = (arm: string, seed: number) => r.cells.find((c) => c.arm === arm && c.seed === seed && c.nt === '12' && (arm === 'baseline' || c.ns === 20))!.w1;
+    const cellOf = (arm: string, seed: number) => r.cells.find((c) => c.arm === arm && c.seed === seed && c.nt === '12' && (arm === 'baseline' || c.ns === 20))!;
+    const w = (arm: string, seed: number) => cellOf(arm, seed).w1;
     const d = [0, 1].map((s) => w('transfer', s) - w('baseline', s));
     expect(row.vsBaseline!.mean).toBeCloseTo((d[0] + d[1]) / 2, 12);
     expect(row.vsBaseline!.sd).toBeCloseTo(Math.abs(d[0] - d[1]) / Math.SQRT2, 12);
     expect(row.vsMatched!.differences[1]).toBeCloseTo(w('transfer', 1) - w('matched', 1), 12);
+    // Class fidelity is paired the same way.
+    const acc = (arm: string, seed: number) => cellOf(arm, seed).classAccuracy!;
+    [0, 1].forEach((s) => expect(row.accVsBaseline!.differences[s]).toBeCloseTo(acc('transfer', s) - acc('baseline', s), 12));
+    [0, 1].forEach((s) => expect(row.accVsMatched!.differences[s]).toBeCloseTo(acc('transfer', s) - acc('matched', s), 12));
     for (const f of ['results.md', 'results.json', 'w1.svg', 'gain.svg', 'validation.svg', 'samples/diffusion-transfer-nt12-ns20-seed0.png']) expect(existsSync(join(out, f)), f).toBe(true);
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     expect(md).toMatch(/\| diffusion \| 12 \| 20 \|/);
     expect(md).toMatch(/Label-matched real-vs-real floor/);
+    expect(md).toContain('Class fidelity, paired the same way (percentage points; higher is better):');
+    expect(md).toMatch(/\| diffusion \| 12 \| 20 \| [+-]\d+\.\d ± \d+\.\d \((lower|higher|within spread)\) \|/);
     // Caps of 6-8 steps with patience 100 end runs that are still improving: the report says so.
     expect(md).toMatch(/Not converged: \d+ run\(s\) ended at their cap while the validation loss could still improve/);
     // A claim names its seeds; two are a first reading, not a result.

@@ -8,11 +8,13 @@ import { lineChartSvg, type Series } from '../io/plot.js';
 import { fmtStat, type PairedDifference, type Stat } from '../metrics/statistics.js';
 import { writeFileAtomic, writeJson } from '../io/files.js';
 import type { TransferResults } from './transfer-experiment.js';
-import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, untrainedBaselineSeeds, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
+import { fidelityWinsBeyondSpread, runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, untrainedBaselineSeeds, winsBeyondSpread, type ArmSummary, type FlaggedRun, type SummaryRow } from './transfer-summary.js';
 
 const f3 = (s: Stat | undefined) => (s ? fmtStat(s, 3) : '-');
 const pct = (s: Stat | undefined) => (s ? (s.n > 1 ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%` : `${(100 * s.mean).toFixed(1)}%`) : '-');
 const steps = (a: ArmSummary | undefined) => (a ? Math.round(a.totalSteps.mean).toString() : '-');
+/** A paired difference of class fidelity, in percentage points. */
+const points = (p: PairedDifference | undefined) => (p ? `${p.mean >= 0 ? '+' : ''}${(100 * p.mean).toFixed(1)}${p.n > 1 ? ` ± ${(100 * p.sd).toFixed(1)}` : ''} (${p.verdict === 'a lower' ? 'lower' : p.verdict === 'a higher' ? 'higher' : 'within spread'})` : '-');
 const diff = (p: PairedDifference | undefined) => (p ? `${p.mean >= 0 ? '+' : ''}${p.mean.toFixed(3)}${p.n > 1 ? ` ± ${p.sd.toFixed(3)}` : ''} (${p.verdict === 'a lower' ? 'lower' : p.verdict === 'a higher' ? 'higher' : 'within spread'})` : '-');
 
 /** How many seeds a claim rests on; under 3 the protocol takes it as a first reading, not a result. */
@@ -50,20 +52,30 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     `| model | n_t | n_s | transfer W1 | baseline W1 | matched W1 | transfer - baseline | transfer - matched |${hasAcc ? ' transfer class acc. | baseline class acc. | matched class acc. |' : ''} steps: transfer (total) / baseline / matched |${hasVariant ? ' variant W1 |' : ''}`,
     `|---|---|---|---|---|---|---|---|${hasAcc ? '---|---|---|' : ''}---|${hasVariant ? '---|' : ''}`,
   ];
+  /** A row's model, n_t and n_s cells. */
+  const rowLabel = (row: SummaryRow) => {
+    const used = r.sourceSizes[row.ns] ?? row.ns;
+    return `${row.transferArm === 'variant' ? `${row.family} (variant)` : row.family} | ${row.nt === 'all' ? `all (${row.ntUsed})` : row.ntUsed} | ${used < row.ns ? `${row.ns} (all ${used})` : row.ns}`;
+  };
   for (const row of rows) {
     const t = row.arms[row.transferArm];
-    const name = row.transferArm === 'variant' ? `${row.family} (variant)` : row.family;
-    const used = r.sourceSizes[row.ns] ?? row.ns;
     const acc = hasAcc ? ` ${pct(t?.classAccuracy)} | ${pct(row.arms.baseline?.classAccuracy)} | ${pct(row.arms.matched?.classAccuracy)} |` : '';
     lines.push(
-      `| ${name} | ${row.nt === 'all' ? `all (${row.ntUsed})` : row.ntUsed} | ${used < row.ns ? `${row.ns} (all ${used})` : row.ns} | ${f3(t?.w1)} | ${f3(row.arms.baseline?.w1)} | ${f3(row.arms.matched?.w1)} | ${diff(row.vsBaseline)} | ${diff(row.vsMatched)} |${acc} ${steps(t)} / ${steps(row.arms.baseline)} / ${steps(row.arms.matched)} |${hasVariant ? ` ${row.transferArm === 'transfer' ? f3(row.arms.variant?.w1) : '-'} |` : ''}`,
+      `| ${rowLabel(row)} | ${f3(t?.w1)} | ${f3(row.arms.baseline?.w1)} | ${f3(row.arms.matched?.w1)} | ${diff(row.vsBaseline)} | ${diff(row.vsMatched)} |${acc} ${steps(t)} / ${steps(row.arms.baseline)} / ${steps(row.arms.matched)} |${hasVariant ? ` ${row.transferArm === 'transfer' ? f3(row.arms.variant?.w1) : '-'} |` : ''}`,
     );
   }
   lines.push('', 'Differences are paired by seed (same seed, same target data): mean ± sd; "lower" or "higher" only when the mean is farther from 0 than one sd.');
+  const fidelityRows = rows.filter((row) => row.accVsBaseline || row.accVsMatched);
+  if (fidelityRows.length) {
+    lines.push('', 'Class fidelity, paired the same way (percentage points; higher is better):', '', '| model | n_t | n_s | transfer - baseline | transfer - matched |', '|---|---|---|---|---|');
+    for (const row of fidelityRows) lines.push(`| ${rowLabel(row)} | ${points(row.accVsBaseline)} | ${points(row.accVsMatched)} |`);
+  }
   if (r.summary.trends.length) {
     lines.push('', 'Trend in n_s (monotone only when neighbouring mean ± sd intervals do not overlap):', '', '| model | arm | n_t | metric | trend |', '|---|---|---|---|---|');
     for (const t of r.summary.trends) lines.push(`| ${t.family} | ${t.arm} | ${t.nt} | ${t.metric === 'w1' ? 'W1' : 'class accuracy'} | ${t.trend} |`);
   }
+  const fidelityWins = fidelityWinsBeyondSpread(rows);
+  if (fidelityWins.length) lines.push('', `Transfer's class fidelity is above both baselines' beyond seed spread at: ${fidelityWins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.`);
   const wins = winsBeyondSpread(rows);
   const untrained = (w: SummaryRow) => {
     const seeds = untrainedBaselineSeeds(r.cells, w);

@@ -56,6 +56,9 @@ export interface SummaryRow {
   vsBaseline?: PairedDifference;
   /** transferArm minus compute-matched baseline W1, paired by seed. */
   vsMatched?: PairedDifference;
+  /** The same two differences of class fidelity (where every cell has one). */
+  accVsBaseline?: PairedDifference;
+  accVsMatched?: PairedDifference;
 }
 
 export interface TrendRow {
@@ -78,12 +81,15 @@ function armSummary(cells: CellResult[]): ArmSummary {
   };
 }
 
-/** Paired a - b over the seeds both hold. */
-function paired(a: CellResult[], b: CellResult[]): PairedDifference | undefined {
-  const bySeed = new Map(b.map((c) => [c.seed, c.w1]));
+/** Paired a - b of a metric (W1 unless given) over the seeds both hold; none when a cell lacks the metric. */
+function paired(a: CellResult[], b: CellResult[], metric: (c: CellResult) => number | undefined = (c) => c.w1): PairedDifference | undefined {
+  if ([...a, ...b].some((c) => metric(c) === undefined)) return undefined;
+  const bySeed = new Map(b.map((c) => [c.seed, metric(c)!]));
   const both = a.filter((c) => bySeed.has(c.seed)).sort((x, y) => x.seed - y.seed);
-  return both.length ? pairedDifference(both.map((c) => c.w1), both.map((c) => bySeed.get(c.seed)!)) : undefined;
+  return both.length ? pairedDifference(both.map((c) => metric(c)!), both.map((c) => bySeed.get(c.seed)!)) : undefined;
 }
+
+const classAccuracy = (c: CellResult) => c.classAccuracy;
 
 export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: TrendRow[] } {
   const rows: SummaryRow[] = [];
@@ -102,6 +108,8 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
         const of = (arm: Arm) => at.filter((c) => c.arm === arm && (arm === 'baseline' || key(c.ns) === key(ns)));
         for (const arm of ARMS) if (of(arm).length) arms[arm] = armSummary(of(arm));
         const t = of(transferArm);
+        const fidelity = (other: CellResult[]) => (t.length && other.length ? paired(t, other, classAccuracy) : undefined);
+        const [accVsBaseline, accVsMatched] = [fidelity(baseline), fidelity(of('matched'))];
         rows.push({
           family,
           nt,
@@ -111,6 +119,8 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
           arms,
           ...(t.length && baseline.length ? { vsBaseline: paired(t, baseline) } : {}),
           ...(t.length && of('matched').length ? { vsMatched: paired(t, of('matched')) } : {}),
+          ...(accVsBaseline ? { accVsBaseline } : {}),
+          ...(accVsMatched ? { accVsMatched } : {}),
         });
       }
       const mine = rows.filter((r) => r.family === family && r.nt === nt);
@@ -142,6 +152,11 @@ export function winsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
 export function untrainedBaselineSeeds(cells: CellResult[], at: { family: Family; nt: string; ns: number }): number[] {
   const untrained = cells.filter((c) => c.family === at.family && c.nt === at.nt && (c.arm === 'baseline' || (c.arm === 'matched' && c.ns === at.ns)) && c.target.curve.length > 1 && c.target.bestStep === 0);
   return [...new Set(untrained.map((c) => c.seed))].sort((a, b) => a - b);
+}
+
+/** The cells where the transfer arm's class fidelity is above both baselines' beyond seed spread. */
+export function fidelityWinsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
+  return rows.filter((r) => r.accVsBaseline?.verdict === 'a higher' && r.accVsMatched?.verdict === 'a higher');
 }
 
 /** A training run whose budget the report questions (see unconvergedRuns and runsKeptAtFirstCheck). */
