@@ -176,7 +176,7 @@ describe('runTransferExperiment (synthetic)', () => {
     for (const f of ['diffusion', 'flow'] as const) expect([slower[f]!.target.lr, slower[f]!.source.lr]).toEqual([1e-4, MNIST_USPS_PRESETS.cpu[f]!.source.lr]);
     expect(bad(['--target-lr', '0'])).toThrow("--target-lr takes a learning rate above 0 and at most 1, e.g. 1e-4; got '0'");
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
-    expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes transfer, variant, baseline, matched, got 'magic'");
+    expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes distinct names of transfer, variant, baseline, matched, got 'transfer,magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
     expect(bad(['--pixel-range', '255,0'])).toThrow("--pixel-range takes LOW,HIGH with LOW < HIGH, e.g. 0,255; got '255,0'");
     expect(bad(['--families', 'flow'])).toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration, runChengSynthetic } from './cheng/index.js';
 import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, withBudgets, type BudgetOverrides, type Family, type MnistUspsOptions } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
-import { ARMS, type Arm } from './transfer-summary.js';
+import { checkArms, type Arm } from './transfer-summary.js';
 
 export interface ExperimentRun extends BudgetOverrides {
   preset: string;
@@ -59,11 +59,9 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
   for (const f of r.families ?? []) if (!base[f]) throw new Error(`--families: preset '${r.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
   if (r.arms) {
-    const bad = r.arms.filter((a) => !ARMS.includes(a));
-    if (bad.length || !r.arms.length || new Set(r.arms).size !== r.arms.length) throw new Error(`--arms takes distinct names of ${ARMS.join(', ')}, got '${r.arms.join(',')}'`);
-    if (r.arms.includes('matched') && !r.arms.includes('transfer') && !r.arms.includes('variant')) throw new Error("--arms: 'matched' needs 'transfer' or 'variant', whose total steps it is given");
+    const arms = checkArms(r.arms);
     // withBudgets returned a copy of the preset: changing its arms leaves the table alone.
-    for (const f of FAMILIES) if (preset[f]) preset[f]!.arms = [...r.arms];
+    for (const f of FAMILIES) if (preset[f]) preset[f]!.arms = [...arms];
   }
   const changes = [
     r.ns && `n_s ${r.ns.join(', ')}`,

@@ -11,7 +11,7 @@ import type { PixelRange } from '../metrics/image-w1.js';
 import { FAMILIES, type Family } from './families.js';
 import { MNIST_USPS_PRESETS, withBudgets } from './mnist-usps.js';
 import { runTransferExperiment, type TransferProtocol } from './transfer-experiment.js';
-import { ARMS, type Arm } from './transfer-summary.js';
+import { checkArms } from './transfer-summary.js';
 
 export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR|FILE [options]
 
@@ -125,8 +125,7 @@ export function parseTransferArgs(argv: string[]) {
     else if (!protocol[f]) throw new Error(`--families: preset '${v.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   }
   if (v.arms) {
-    const arms: Arm[] = oneOf('arms', v.arms, ARMS);
-    if (arms.includes('matched') && !arms.includes('transfer') && !arms.includes('variant')) throw new Error("--arms: 'matched' needs 'transfer' or 'variant', whose total steps it is given");
+    const arms = checkArms(v.arms.split(',').map((s) => s.trim()));
     for (const f of FAMILIES) if (protocol[f]) protocol[f]!.arms = arms;
   }
   const classes = v.classes ? (list('classes', v.classes, whole('classes', 0)) as number[]) : undefined;

@@ -14,6 +14,13 @@ import type { Family, TrainRecord } from './families.js';
 export const ARMS = ['transfer', 'variant', 'baseline', 'matched'] as const;
 export type Arm = (typeof ARMS)[number];
 
+/** An `--arms` list, checked: known and distinct names, and 'matched' only beside a transfer arm, whose total steps it is given. */
+export function checkArms(arms: readonly string[]): Arm[] {
+  if (!arms.length || arms.some((a) => !(ARMS as readonly string[]).includes(a)) || new Set(arms).size !== arms.length) throw new Error(`--arms takes distinct names of ${ARMS.join(', ')}, got '${arms.join(',')}'`);
+  if (arms.includes('matched') && !arms.includes('transfer') && !arms.includes('variant')) throw new Error("--arms: 'matched' needs 'transfer' or 'variant', whose total steps it is given");
+  return arms as Arm[];
+}
+
 export interface CellResult {
   family: Family;
   arm: Arm;
