@@ -11,7 +11,7 @@ import { command, DATA_FLAG, flagsHelp, parseFlags, UsageError, type Command } f
 import { resolveDataDir } from './data/digits.js';
 import { diffusionSample, diffusionTrain } from './diffusion/cli.js';
 import { EXPERIMENTS, runExperiment } from './experiments/index.js';
-import { FAMILIES, type Family } from './experiments/families.js';
+import { ACTNORM_INIT_IMAGES, FAMILIES, type Family } from './experiments/families.js';
 import { ARMS, type Arm } from './experiments/transfer-summary.js';
 import { flowEval, flowSample, flowTrain } from './flows/cli.js';
 import { transferCli } from './experiments/transfer-cli.js';
@@ -21,7 +21,7 @@ import { parseRedisUrl } from './queue/redis-url.js';
 const EXPERIMENT_PRESETS = [...new Set(Object.values(EXPERIMENTS).flatMap((e) => e.presets))];
 
 /** The flags of `transfuse experiment` that only the mnist-usps experiments take (their grid and budgets). */
-const MNIST_USPS_FLAGS = ['ns', 'families', 'seeds', 'nt', 'arms', 'source-cap', 'target-cap', 'target-check-epochs', 'target-ema', 'target-lr', 'sources-from'] as const;
+const MNIST_USPS_FLAGS = ['ns', 'families', 'seeds', 'nt', 'arms', 'source-cap', 'target-cap', 'target-check-epochs', 'target-ema', 'target-lr', 'target-actnorm-prior', 'sources-from'] as const;
 
 interface ExperimentFlags {
   out?: string;
@@ -36,6 +36,7 @@ interface ExperimentFlags {
   'target-check-epochs'?: number;
   'target-ema'?: number;
   'target-lr'?: number;
+  'target-actnorm-prior'?: number;
   'sources-from'?: string;
   queue?: string;
   status?: boolean;
@@ -50,7 +51,7 @@ async function experiment(name: string, preset: string, v: ExperimentFlags, log:
     throw new UsageError(`experiment ${name}: ${given.map((f) => `--${f}`).join(', ')} ${given.length === 1 ? 'applies' : 'apply'} to the mnist-usps experiments only`);
   }
   const nt = v.nt === undefined ? undefined : parseNtList(`experiment ${name}`, v.nt);
-  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, arms: v.arms as Arm[] | undefined, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], targetEma: v['target-ema'], targetLr: v['target-lr'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
+  const overrides = { ns: v.ns, families: v.families as Family[] | undefined, seeds: v.seeds, nt, arms: v.arms as Arm[] | undefined, sourceCap: v['source-cap'], targetCap: v['target-cap'], targetCheckEpochs: v['target-check-epochs'], targetEma: v['target-ema'], targetLr: v['target-lr'], targetActnormPrior: v['target-actnorm-prior'], sourcesFrom: v['sources-from'] && resolve(v['sources-from']) };
   if ((v.status || v.requeue) && !v.queue) throw new UsageError(`experiment ${name}: --${v.status ? 'status' : 'requeue'} needs --queue redis://HOST:PORT/DB`);
   if (v.status && v.requeue) throw new UsageError(`experiment ${name}: --status and --requeue are separate actions; give one`);
   const out = resolve(v.out ?? join('results', name === 'mnist-usps-conditional' && preset === 'demo' ? 'demo' : `${name}-${preset}`));
@@ -103,6 +104,7 @@ const COMMANDS: Record<string, Command<any>> = {
       'target-check-epochs': { type: 'int', min: 1, max: 1_000_000, help: 'mnist-usps only: check the target runs at step 0 and at least every N passes over their data (for small n_t, where the report says runs kept their first check)' },
       'target-ema': { type: 'number', min: 0, above: true, max: 1, below: true, help: "mnist-usps only: validate, keep and sample an average (EMA) of the target runs' weights with this largest decay, e.g. 0.999 (for small n_t, where the kept raw weights are noisy)" },
       'target-lr': { type: 'number', min: 0, above: true, max: 1, help: "mnist-usps only: the target runs' peak learning rate (the preset's otherwise), e.g. for a small n_t that the preset's rate overfits within a few steps" },
+      'target-actnorm-prior': { type: 'number', min: 0, max: 1_000_000, help: `mnist-usps only, flows: set the target flows' ActNorm layers from up to ${ACTNORM_INIT_IMAGES} of their training images, each pixel's variance shrunk toward the layer's pooled one with the weight of N images, e.g. 256 (the first batch alone ruins a flow at small n_t)` },
       'sources-from': { type: 'string', help: 'mnist-usps only: a results folder whose source models this run takes instead of training them (its settings must match but for the target budget and arms)' },
       queue: { type: 'string', help: 'redis://[:PASSWORD@]HOST:PORT/DB: queue the cells for `transfuse worker`s instead of running them here' },
       status: { type: 'bool', help: 'with --queue: show the grid\'s done / running / waiting / failed cells (and write the report once all are done)' },

@@ -5,6 +5,7 @@ import { CHENG_RESTORATION_PRESETS, CHENG_SYNTHETIC_PRESETS, runChengRestoration
 import { FAMILIES, MNIST_USPS_PRESETS, mnistUspsExperiment, runMnistUsps, withBudgets, type BudgetOverrides, type Family, type MnistUspsOptions } from './mnist-usps.js';
 import { SEC_SIMULATION_PRESETS, runSecSimulation } from './sec-simulation.js';
 import { checkArms, type Arm } from './transfer-summary.js';
+import { ACTNORM_INIT_IMAGES } from './families.js';
 
 export interface ExperimentRun extends BudgetOverrides {
   preset: string;
@@ -58,6 +59,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
   const preset = { ...withBudgets(base, r), nsList: r.ns ?? base.nsList, seeds: r.seeds ?? base.seeds, ntList: r.nt ?? base.ntList };
   for (const f of r.families ?? []) if (!base[f]) throw new Error(`--families: preset '${r.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   for (const f of FAMILIES) if (r.families && !r.families.includes(f)) delete preset[f];
+  if (r.targetActnormPrior !== undefined && !preset.flow) throw new Error(`--target-actnorm-prior sets the flows' ActNorm init; --families ${r.families!.join(',')} runs no flows`);
   if (r.arms) {
     const arms = checkArms(r.arms);
     // withBudgets returned a copy of the preset: changing its arms leaves the table alone.
@@ -74,6 +76,7 @@ export function mnistUspsOptions(r: ExperimentRun, conditional: boolean): MnistU
     r.targetCheckEpochs && `target checks from step 0, every ${r.targetCheckEpochs} epochs at most`,
     r.targetEma && `target weights averaged (EMA ${r.targetEma})`,
     r.targetLr && `target learning rate ${r.targetLr}`,
+    r.targetActnormPrior !== undefined && `target flows' ActNorm set from up to ${ACTNORM_INIT_IMAGES} images, prior ${r.targetActnormPrior}`,
   ].filter(Boolean);
   const presetName = changes.length ? `${r.preset}, ${changes.join('; ')}` : r.preset;
   return { preset, presetName, conditional, dataDir: r.dataDir, out: r.out, log: r.log, ...(r.sourcesFrom ? { sourcesFrom: r.sourcesFrom } : {}) };
@@ -88,7 +91,7 @@ export async function runExperiment(name: string, r: ExperimentRun): Promise<str
   const e = EXPERIMENTS[name];
   if (!e) throw new Error(`unknown experiment '${name}' (use ${Object.keys(EXPERIMENTS).join(', ')})`);
   if (!e.presets.includes(r.preset)) throw new Error(`experiment '${name}' has no preset '${r.preset}' (use ${e.presets.join(', ')})`);
-  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.targetLr || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt, --arms and the budget flags apply to the mnist-usps experiments, not '${name}'`);
+  if ((r.ns || r.families || r.seeds || r.nt || r.arms || r.sourceCap || r.targetCap || r.targetCheckEpochs || r.targetEma || r.targetLr || r.targetActnormPrior !== undefined || r.sourcesFrom) && !e.takesOverrides) throw new Error(`--ns, --families, --seeds, --nt, --arms and the budget flags apply to the mnist-usps experiments, not '${name}'`);
   return e.run(r);
 }
 

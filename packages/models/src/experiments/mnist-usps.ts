@@ -62,7 +62,8 @@ export const MNIST_USPS_PRESETS: Record<'smoke' | 'demo' | 'cpu' | 'paper', Mnis
  * 0 (the starting weights are a candidate) and at least every N passes over their training split;
  * `--target-ema DECAY` for target runs whose raw weights are too noisy to pick a step from: an
  * average of the weights is validated, kept and sampled; `--target-lr` for target runs that overfit
- * a small split within a few steps at the preset's learning rate.
+ * a small split within a few steps at the preset's learning rate; `--target-actnorm-prior N` for
+ * target flows that a small split's ActNorm init ruins (TrainingBudget.actnormPrior).
  */
 export interface BudgetOverrides {
   sourceCap?: number;
@@ -70,6 +71,7 @@ export interface BudgetOverrides {
   targetCheckEpochs?: number;
   targetEma?: number;
   targetLr?: number;
+  targetActnormPrior?: number;
 }
 
 export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverrides): P {
@@ -78,6 +80,8 @@ export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverr
   }
   if (o.targetEma !== undefined && !(o.targetEma > 0 && o.targetEma < 1)) throw new Error(`--target-ema must be a decay between 0 and 1 (exclusive), got ${o.targetEma}`);
   if (o.targetLr !== undefined && !(o.targetLr > 0 && o.targetLr <= 1)) throw new Error(`--target-lr must be a learning rate above 0 and at most 1, got ${o.targetLr}`);
+  if (o.targetActnormPrior !== undefined && !(o.targetActnormPrior >= 0 && Number.isFinite(o.targetActnormPrior))) throw new Error(`--target-actnorm-prior must be a number of images >= 0, got ${o.targetActnormPrior}`);
+  if (o.targetActnormPrior !== undefined && !preset.flow) throw new Error('--target-actnorm-prior sets the flows\' ActNorm init; this preset runs no flows');
   const out = structuredClone(preset);
   for (const f of FAMILIES) {
     const fp = out[f];
@@ -87,6 +91,7 @@ export function withBudgets<P extends MnistUspsPreset>(preset: P, o: BudgetOverr
     if (o.targetCheckEpochs !== undefined) fp.target = { ...fp.target, validateEpochs: o.targetCheckEpochs, validateAtStart: true };
     if (o.targetEma !== undefined) fp.target = { ...fp.target, emaDecay: o.targetEma };
     if (o.targetLr !== undefined) fp.target.lr = o.targetLr;
+    if (o.targetActnormPrior !== undefined && f === 'flow') fp.target = { ...fp.target, actnormPrior: o.targetActnormPrior };
   }
   return out;
 }

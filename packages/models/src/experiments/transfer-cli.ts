@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../cli/flags.js';
 import { loadImageSource, type LoadedImages } from '../data/image-source.js';
 import type { PixelRange } from '../metrics/image-w1.js';
-import { FAMILIES, type Family } from './families.js';
+import { ACTNORM_INIT_IMAGES, FAMILIES, type Family } from './families.js';
 import { MNIST_USPS_PRESETS, withBudgets } from './mnist-usps.js';
 import { runTransferExperiment, type TransferProtocol } from './transfer-experiment.js';
 import { checkArms } from './transfer-summary.js';
@@ -39,6 +39,9 @@ export const TRANSFER_USAGE = `transfuse transfer --source DIR|FILE --target DIR
                              this largest decay, e.g. 0.999 (when the kept raw weights are noisy)
   --target-lr RATE           the target runs' peak learning rate (default: the preset's), e.g. for a small
                              target set that the preset's rate overfits within a few steps
+  --target-actnorm-prior N   flows: set the target flows' ActNorm layers from up to ${ACTNORM_INIT_IMAGES} of their training
+                             images, each pixel's variance shrunk toward the layer's pooled one with the
+                             weight of N images, e.g. 256 (the first batch alone ruins a flow at small n_t)
   --sources-from DIR         take the source models of an earlier results folder instead of training them
                              (its settings must match but for the target budget and arms)
   --out DIR                  results folder (resumable; default results/transfer)
@@ -99,6 +102,7 @@ export function parseTransferArgs(argv: string[]) {
       'target-check-epochs': { type: 'string' },
       'target-ema': { type: 'string' },
       'target-lr': { type: 'string' },
+      'target-actnorm-prior': { type: 'string' },
       'sources-from': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
@@ -113,7 +117,9 @@ export function parseTransferArgs(argv: string[]) {
   if (ema !== undefined && !(ema > 0 && ema < 1)) throw new Error(`--target-ema takes a decay between 0 and 1 (exclusive), e.g. 0.999; got '${v['target-ema']}'`);
   const lr = v['target-lr'] === undefined ? undefined : Number(v['target-lr']);
   if (lr !== undefined && !(lr > 0 && lr <= 1)) throw new Error(`--target-lr takes a learning rate above 0 and at most 1, e.g. 1e-4; got '${v['target-lr']}'`);
-  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs'), targetEma: ema, targetLr: lr };
+  const prior = v['target-actnorm-prior'] === undefined ? undefined : Number(v['target-actnorm-prior']);
+  if (prior !== undefined && !(prior >= 0 && Number.isFinite(prior))) throw new Error(`--target-actnorm-prior takes a number of images >= 0, e.g. 256; got '${v['target-actnorm-prior']}'`);
+  const budgets = { sourceCap: atLeast1('source-cap'), targetCap: atLeast1('target-cap'), targetCheckEpochs: atLeast1('target-check-epochs'), targetEma: ema, targetLr: lr, targetActnormPrior: prior };
   const protocol: TransferProtocol = { ...withBudgets(base, budgets), conditional: !v.unconditional };
   if (v.size) protocol.size = whole('size', 4)(v.size);
   if (v.ns) protocol.nsList = list('ns', v.ns, whole('ns', 2)) as number[];
@@ -124,6 +130,7 @@ export function parseTransferArgs(argv: string[]) {
     if (!families.includes(f)) delete protocol[f];
     else if (!protocol[f]) throw new Error(`--families: preset '${v.preset}' has no ${f} settings (it runs ${FAMILIES.filter((x) => base[x]).join(', ')})`);
   }
+  if (prior !== undefined && !protocol.flow) throw new Error(`--target-actnorm-prior sets the flows' ActNorm init; --families ${families.join(',')} runs no flows`);
   if (v.arms) {
     const arms = checkArms(v.arms.split(',').map((s) => s.trim()));
     for (const f of FAMILIES) if (protocol[f]) protocol[f]!.arms = arms;

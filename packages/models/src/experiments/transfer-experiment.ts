@@ -162,6 +162,8 @@ function checkProtocol(p: TransferProtocol): void {
       for (const k of ['cap', 'batchSize', 'validateEvery', 'patience'] as const) if (!(b[k] >= 1)) throw new Error(`${f}: budget ${k} must be at least 1, got ${b[k]}`);
       if (b.validateEpochs !== undefined && !(b.validateEpochs > 0)) throw new Error(`${f}: budget validateEpochs must be positive, got ${b.validateEpochs}`);
       if (b.emaDecay !== undefined && !(b.emaDecay > 0 && b.emaDecay < 1)) throw new Error(`${f}: budget emaDecay must be between 0 and 1 (exclusive), got ${b.emaDecay}`);
+      if (b.actnormPrior !== undefined && f !== 'flow') throw new Error(`${f}: budget actnormPrior sets flows' ActNorm layers; the ${f} family has none`);
+      if (b.actnormPrior !== undefined && !(b.actnormPrior >= 0 && Number.isFinite(b.actnormPrior))) throw new Error(`${f}: budget actnormPrior must be a number >= 0, got ${b.actnormPrior}`);
     }
   }
 }

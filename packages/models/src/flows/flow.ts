@@ -271,6 +271,21 @@ export class Flow extends Module {
     for (const [, m] of this.transforms.namedModules()) if (m instanceof ActNorm) m.initialized = false;
   }
 
+  /**
+   * Sets every uninitialised ActNorm from the rows x (one training-mode pass, no graph), each
+   * feature's variance shrunk toward its layer's pooled variance with the weight of `prior` rows
+   * (ActNorm.initPrior). More rows than one batch, and a prior, keep a small data set's blank
+   * pixels from being scaled up a thousandfold. The flow is left in training mode.
+   */
+  initActNorm(x: Tensor, cond: FlowCondition | undefined, prior: number): void {
+    if (!(prior >= 0 && Number.isFinite(prior))) throw new Error(`Flow.initActNorm: prior must be a finite number >= 0, got ${prior}`);
+    const layers = [...this.transforms.namedModules()].map(([, m]) => m).filter((m): m is ActNorm => m instanceof ActNorm);
+    if (!layers.length) throw new Error('Flow.initActNorm: the flow has no ActNorm layers (config.actnorm is off)');
+    for (const m of layers) m.initPrior = prior;
+    this.train();
+    noGrad(() => this.nll(x, cond).dispose());
+  }
+
   /** Frees the parameters and the layers' index tensors. */
   override dispose(): void {
     super.dispose();

@@ -79,6 +79,13 @@ export interface FlowTrainOptions {
    * holding those of the best check.
    */
   emaDecay?: number;
+  /**
+   * Set the flow's uninitialised ActNorm layers, before the first step, from `images` rows of the
+   * data (a seeded sample, all rows if fewer) with each feature's variance shrunk toward its
+   * layer's pooled variance with the weight of `prior` rows (Flow.initActNorm). Without it the
+   * first batch sets them alone, which on a small data set ruins the flow before it trains.
+   */
+  actnormInit?: { images: number; prior: number };
   /** Read the loss back every this many steps (default 50). */
   logEvery?: number;
   /** Progress bar label; null for none. */
@@ -98,7 +105,7 @@ export interface FlowTrainOptions {
   checkpoint?: CheckpointingOptions;
 }
 
-const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'emaDecay', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'validateAtStart', 'patience', 'checkpoint'];
+const FLOW_TRAIN_KEYS = ['steps', 'batchSize', 'lr', 'seed', 'warmup', 'finalLrFraction', 'clipNorm', 'emaDecay', 'actnormInit', 'logEvery', 'label', 'onLog', 'validation', 'validateEvery', 'validateAtStart', 'patience', 'checkpoint'];
 
 export interface FlowValidation {
   /** (step, validation NLL in nats/dim) pairs. */
@@ -127,6 +134,16 @@ function checkData(flow: Flow, data: FlowData, what: string): void {
   if (!!flow.config.condition !== !!data.labels) throw new Error(`${what}: the flow is ${flow.config.condition ? 'conditional but the data have no labels' : 'unconditional but the data have labels'}`);
 }
 
+/** trainFlow's actnormInit, before the EMA copies the weights (a resumed run then loads its own over them). */
+function initActNormFrom(flow: Flow, data: FlowData, init: { images: number; prior: number }, seed: number): void {
+  if (!(Number.isSafeInteger(init.images) && init.images >= 1)) throw new Error(`trainFlow: actnormInit.images must be a whole number >= 1, got ${init.images}`);
+  const sample = permutation(data.n, deriveSeed(seed, 3)).subarray(0, Math.min(data.n, init.images));
+  tidy(() => {
+    const b = rows(data, sample, deriveSeed(seed, 4));
+    flow.initActNorm(b.x, b.cond, init.prior);
+  });
+}
+
 /** Trains the flow's parameters that require grad by maximum likelihood (frozen ones stay bit-identical). */
 export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions): Promise<FlowTrainResult> {
   checkOptionKeys('trainFlow', o, FLOW_TRAIN_KEYS);
@@ -136,6 +153,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const seed = o.seed ?? 0;
   const trainable = flow.trainableParameters();
   if (trainable.length === 0) throw new Error('trainFlow: the flow has no trainable parameters (all frozen)');
+  if (o.actnormInit) initActNormFrom(flow, data, o.actnormInit, seed);
   flow.train();
   const opt = new Adam(trainable, { lr: o.lr });
   const lrFactor = cosineWithWarmup(o.warmup ?? 0, o.steps, { minFactor: o.finalLrFraction ?? 1 });
@@ -150,7 +168,7 @@ export async function trainFlow(flow: Flow, data: FlowData, o: FlowTrainOptions)
   const ckpt = o.checkpoint ? trainingCheckpoints('trainFlow', o.checkpoint, { model: flow as Module, optimizer: opt, ema: ema ?? undefined, best: best ?? undefined }) : null;
   // emaDecay is written only when set, so checkpoints of runs without one still resume.
   const settings = {
-    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n, ...(ema ? { emaDecay: o.emaDecay } : {}),
+    steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup ?? 0, finalLrFraction: o.finalLrFraction ?? 1, clipNorm: o.clipNorm ?? 0, seed, n: data.n, ...(ema ? { emaDecay: o.emaDecay } : {}), ...(o.actnormInit ? { actnormInit: o.actnormInit } : {}),
     validation: o.validation ? { n: o.validation.n, validateEvery, patience, ...(o.validateAtStart ? { atStart: true } : {}) } : null,
   };
   const history: [number, number][] = [];

@@ -356,6 +356,13 @@ export class ActNorm extends Transform {
   bias: Tensor;
   log_scale: Tensor;
   initialized = false;
+  /**
+   * Rows' worth of the layer's pooled variance v̄ that each feature's variance joins in the data
+   * init: v_j ← (n·v_j + prior·v̄)/(n + prior). 0 is Glow's per-feature init, which on a small
+   * batch scales a pixel the batch never inked by 1/(dequantization noise sd), about 900: one
+   * unseen stroke there then costs thousands of nats (scripts/probe-actnorm-init.mjs).
+   */
+  initPrior = 0;
 
   constructor(readonly dim: number) {
     super();
@@ -371,9 +378,11 @@ export class ActNorm extends Transform {
     noGrad(() =>
       tidy(() => {
         const m = mean(x, 0);
-        const sd = sqrt(add(mean(square(sub(x, m)), 0), 1e-6));
+        const v = mean(square(sub(x, m)), 0);
+        const n = x.shape[0];
+        const shrunk = this.initPrior > 0 ? add(mul(v, n / (n + this.initPrior)), mul(mean(v), this.initPrior / (n + this.initPrior))) : v;
         assign(this.bias, neg(m));
-        assign(this.log_scale, neg(log(sd)));
+        assign(this.log_scale, neg(log(sqrt(add(shrunk, 1e-6)))));
       }),
     );
     this.initialized = true;

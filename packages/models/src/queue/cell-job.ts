@@ -30,6 +30,7 @@ export interface GridSettings {
   targetCheckEpochs?: number;
   targetEma?: number;
   targetLr?: number;
+  targetActnormPrior?: number;
   /** The results folder's name, under each worker's --results folder. */
   folder: string;
 }
@@ -56,7 +57,7 @@ const isIntList = (x: unknown): x is number[] => Array.isArray(x) && x.length > 
 export function checkCellJob(data: unknown): CellJob {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('job data must be an object');
   const d = data as Record<string, unknown>;
-  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'arms', 'sourceCap', 'targetCap', 'targetCheckEpochs', 'targetEma', 'targetLr', 'folder', 'cell'].includes(k));
+  const extra = Object.keys(d).filter((k) => !['experiment', 'preset', 'ns', 'families', 'seeds', 'nt', 'arms', 'sourceCap', 'targetCap', 'targetCheckEpochs', 'targetEma', 'targetLr', 'targetActnormPrior', 'folder', 'cell'].includes(k));
   if (extra.length) throw new Error(`job data has unknown field(s) ${extra.join(', ')}`);
   if (!QUEUE_EXPERIMENTS.includes(d.experiment as QueueExperiment)) throw new Error(`job experiment must be one of ${QUEUE_EXPERIMENTS.join(', ')}, got ${JSON.stringify(d.experiment)}`);
   if (typeof d.preset !== 'string' || !(d.preset in MNIST_USPS_PRESETS)) throw new Error(`job preset must be one of ${Object.keys(MNIST_USPS_PRESETS).join(', ')}, got ${JSON.stringify(d.preset)}`);
@@ -78,6 +79,7 @@ export function checkCellJob(data: unknown): CellJob {
   }
   if (d.targetEma !== undefined && !(typeof d.targetEma === 'number' && d.targetEma > 0 && d.targetEma < 1)) throw new Error(`job targetEma must be a decay between 0 and 1 (exclusive), got ${JSON.stringify(d.targetEma)}`);
   if (d.targetLr !== undefined && !(typeof d.targetLr === 'number' && d.targetLr > 0 && d.targetLr <= 1)) throw new Error(`job targetLr must be a learning rate above 0 and at most 1, got ${JSON.stringify(d.targetLr)}`);
+  if (d.targetActnormPrior !== undefined && !(typeof d.targetActnormPrior === 'number' && d.targetActnormPrior >= 0 && Number.isFinite(d.targetActnormPrior))) throw new Error(`job targetActnormPrior must be a number of images >= 0, got ${JSON.stringify(d.targetActnormPrior)}`);
   if (typeof d.folder !== 'string') throw new Error(`job folder must be a folder name, got ${JSON.stringify(d.folder)}`);
   checkFolderName(d.folder);
   if (typeof d.cell !== 'string' || !CELL.test(d.cell)) throw new Error(`job cell must be a cell id (lower-case letters, digits and '-'), got ${JSON.stringify(d.cell)}`);
@@ -93,7 +95,7 @@ export function gridOptions(g: GridSettings, dataDir: string, results: string, l
   return mnistUspsOptions({ ...overridesOf(g), preset: g.preset, dataDir, out: join(results, checkFolderName(g.folder)), log }, g.experiment === 'mnist-usps-conditional');
 }
 
-const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, arms: g.arms, sourceCap: g.sourceCap, targetCap: g.targetCap, targetCheckEpochs: g.targetCheckEpochs, targetEma: g.targetEma, targetLr: g.targetLr });
+const overridesOf = (g: GridSettings) => ({ ns: g.ns, families: g.families, seeds: g.seeds, nt: g.nt, arms: g.arms, sourceCap: g.sourceCap, targetCap: g.targetCap, targetCheckEpochs: g.targetCheckEpochs, targetEma: g.targetEma, targetLr: g.targetLr, targetActnormPrior: g.targetActnormPrior });
 
 /** A grid's settings alone (a job's data minus its cell), in a fixed order. */
 export const gridOf = (g: GridSettings): GridSettings => ({ experiment: g.experiment, preset: g.preset, ...overridesOf(g), folder: g.folder });

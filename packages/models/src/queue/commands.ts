@@ -27,6 +27,7 @@ export interface GridCommand {
   targetCheckEpochs?: number;
   targetEma?: number;
   targetLr?: number;
+  targetActnormPrior?: number;
   /** The grid's results folder; workers find it by its name under their --results. */
   out: string;
   dataDir: string;
