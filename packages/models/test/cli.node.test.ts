@@ -83,6 +83,8 @@ describe('bad command lines', () => {
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--target-check-epochs', '0'], /--target-check-epochs must be an integer from 1 to 1000000, got '0'/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--target-ema', '1'], /--target-ema must be a number > 0 and < 1, got '1'/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--target-lr', '0'], /--target-lr must be a number > 0 and <= 1, got '0'/],
+    [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--target-actnorm-prior', '-1'], /--target-actnorm-prior must be a number >= 0 and <= 1000000, got '-1'/],
+    [['experiment', 'cheng-synthetic', '--preset', 'smoke', '--target-actnorm-prior', '256'], /--target-actnorm-prior applies to the mnist-usps experiments only/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--sources-from', 'x', '--queue', 'redis://127.0.0.1:6379/0'], /--sources-from runs here, not through --queue/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--source-cap', '0'], /--source-cap must be an integer from 1 to 10000000, got '0'/],
     [['experiment', 'mnist-usps-conditional', '--preset', 'smoke', '--target-cap', '1.5'], /--target-cap must be an integer from 1 to 10000000, got '1.5'/],

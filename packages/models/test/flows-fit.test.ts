@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createRng } from '../src/data/prng.js';
-import { Flow, evalBitsPerDim, flowLogProb, sampleFlow, splitFlowData, trainFlow, type FlowData } from '../src/flows/index.js';
+import { ActNorm, Flow, evalBitsPerDim, flowLogProb, sampleFlow, splitFlowData, trainFlow, type FlowData } from '../src/flows/index.js';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
@@ -192,5 +192,38 @@ describe('early stopping', () => {
     kept.forEach((k, i) => expect(k, `parameter ${i}`).toEqual(expected[i]));
     flow.dispose();
     reference.dispose();
+  });
+});
+
+describe('ActNorm init from the data (actnormInit)', () => {
+  test('sets the ActNorm layers from every row, not the first batch, each variance shrunk toward the pooled one (float64 reference)', async () => {
+    const n = 50;
+    const prior = 7;
+    const data = mixture(n, 31);
+    const flow = new Flow({ dim: 2, coupling: 'affine', layers: 2, hidden: [8], actnorm: true, seed: 32 });
+    // lr 1e-12: the one Adam step moves no parameter by more than about 1e-12, so what is read back is the init.
+    await trainFlow(flow, data, { steps: 1, batchSize: 4, lr: 1e-12, seed: 33, label: null, actnormInit: { images: 1000, prior } });
+    const col = (j: number) => Array.from({ length: n }, (_, i) => data.x[2 * i + j]);
+    const m = [0, 1].map((j) => col(j).reduce((a, v) => a + v, 0) / n);
+    const v = [0, 1].map((j) => col(j).reduce((a, u) => a + (u - m[j]) ** 2, 0) / n);
+    const vBar = (v[0] + v[1]) / 2;
+    const logScale = v.map((vj) => -0.5 * Math.log((n * vj + prior * vBar) / (n + prior) + 1e-6));
+    const norm = flow.transforms.layers.at(0) as ActNorm;
+    const [bias, scale] = await Promise.all([norm.bias.data(), norm.log_scale.data()]);
+    // float32 sums of 50 values of size <= 4: ~1e-6 relative error; 1e-4 leaves room.
+    bias.forEach((b, j) => expect(Math.abs(b + m[j]), `bias ${j}`).toBeLessThan(1e-4));
+    scale.forEach((s, j) => expect(Math.abs(s - logScale[j]), `log_scale ${j}`).toBeLessThan(1e-4));
+    // The prior is visible: the per-feature (Glow) log-scales differ by more than the tolerance.
+    v.forEach((vj, j) => expect(Math.abs(-0.5 * Math.log(vj + 1e-6) - logScale[j])).toBeGreaterThan(1e-2));
+    flow.dispose();
+  });
+
+  test('errors: a flow without ActNorm layers, and fewer than one image', async () => {
+    const data = mixture(10, 34);
+    const plain = new Flow({ dim: 2, coupling: 'affine', layers: 2, hidden: [8], seed: 35 });
+    const settings = { steps: 1, batchSize: 4, lr: 1e-3, label: null };
+    await expect(trainFlow(plain, data, { ...settings, actnormInit: { images: 10, prior: 1 } })).rejects.toThrow('Flow.initActNorm: the flow has no ActNorm layers (config.actnorm is off)');
+    await expect(trainFlow(plain, data, { ...settings, actnormInit: { images: 0, prior: 1 } })).rejects.toThrow('trainFlow: actnormInit.images must be a whole number >= 1, got 0');
+    plain.dispose();
   });
 });

@@ -177,6 +177,43 @@ describe('flow transforms', () => {
     }
     expect(t.initialized).toBe(true);
   });
+
+  test('ActNorm with initPrior: each variance shrunk toward the pooled one, so a feature the batch never varied gets a finite scale (float64 reference)', async () => {
+    const n = 37;
+    const d = 4;
+    const prior = 11;
+    // Feature 0 is blank (as a pixel no image of a small batch inked); the others vary.
+    const x0 = Float32Array.from({ length: n * d }, (_, i) => (i % d === 0 ? 0.25 : 1 + (i % d) + Math.sin(i * 1.3) * (i % d)));
+    const t = new ActNorm(d);
+    t.initPrior = prior;
+    t.forward(tensor(x0, [n, d]));
+    const col = (j: number) => Array.from({ length: n }, (_, r) => x0[r * d + j]);
+    const m = Array.from({ length: d }, (_, j) => col(j).reduce((a, v) => a + v, 0) / n);
+    const v = Array.from({ length: d }, (_, j) => col(j).reduce((a, u) => a + (u - m[j]) ** 2, 0) / n);
+    const vBar = v.reduce((a, x) => a + x, 0) / d;
+    const logScale = v.map((vj) => -0.5 * Math.log((n * vj + prior * vBar) / (n + prior) + 1e-6));
+    const [bias, scale] = await Promise.all([t.bias.data(), t.log_scale.data()]);
+    // float32 sums of 37 values of size <= 4: ~1e-6 relative error; 1e-4 leaves room.
+    bias.forEach((b, j) => expect(Math.abs(b + m[j]), `bias ${j}`).toBeLessThan(1e-4));
+    scale.forEach((s, j) => expect(Math.abs(s - logScale[j]), `log_scale ${j}`).toBeLessThan(1e-4));
+    // Glow's init would scale the blank feature by 1/sqrt(1e-6) = 1000 (log 6.9).
+    expect(scale[0]).toBeLessThan(1);
+  });
+
+  test('Flow.initActNorm: errors name a flow without ActNorm and a bad prior; layers already set are left alone', async () => {
+    const x = tensor(points(8 * 4, 15), [8, 4]);
+    const plain = new Flow({ dim: 4, coupling: 'affine', layers: 2, hidden: [8], seed: 3 });
+    expect(() => plain.initActNorm(x, undefined, 0)).toThrow('Flow.initActNorm: the flow has no ActNorm layers (config.actnorm is off)');
+    const flow = new Flow({ dim: 4, coupling: 'affine', layers: 2, hidden: [8], actnorm: true, seed: 3 });
+    expect(() => flow.initActNorm(x, undefined, -1)).toThrow('Flow.initActNorm: prior must be a finite number >= 0, got -1');
+    flow.initActNorm(x, undefined, 4);
+    const norm = flow.transforms.layers.at(0) as ActNorm;
+    const before = await norm.bias.data();
+    flow.initActNorm(tensor(points(8 * 4, 16), [8, 4]), undefined, 4);
+    expect(await norm.bias.data()).toEqual(before);
+    plain.dispose();
+    flow.dispose();
+  });
 });
 
 describe('flow models', () => {

@@ -75,6 +75,8 @@ describe('mnist-usps presets (smoke, end to end)', () => {
     await expect(run({ ns: [0] })).rejects.toThrow(/--ns must list positive whole numbers, got 0/);
     await expect(run({ families: ['gan' as never] })).rejects.toThrow(/--families takes diffusion and\/or flow, got 'gan'/);
     await expect(run({ preset: 'demo', families: ['flow'] })).rejects.toThrow("--families: preset 'demo' has no flow settings (it runs diffusion)");
+    await expect(run({ families: ['diffusion'], targetActnormPrior: 256 })).rejects.toThrow("--target-actnorm-prior sets the flows' ActNorm init; --families diffusion runs no flows");
+    await expect(run({ preset: 'demo', targetActnormPrior: 256 })).rejects.toThrow("--target-actnorm-prior sets the flows' ActNorm init; this preset runs no flows");
     await expect(run({ ns: [50] }, 'sec-simulation')).rejects.toThrow(/apply to the mnist-usps experiments, not 'sec-simulation'/);
   });
 

@@ -130,6 +130,7 @@ describe('experiment grids on a job queue', () => {
         ['checks', { ...ok, targetCheckEpochs: 1.5 }, /rejected: job targetCheckEpochs must be a whole number of at least 1, got 1.5/],
         ['arms', { ...ok, arms: ['transfer', 'gan'] }, /rejected: job arms must be distinct names of transfer, variant, baseline, matched, got \["transfer","gan"\]/],
         ['lr', { ...ok, targetLr: '1e-4' }, /rejected: job targetLr must be a learning rate above 0 and at most 1, got "1e-4"/],
+        ['prior', { ...ok, targetActnormPrior: -1 }, /rejected: job targetActnormPrior must be a number of images >= 0, got -1/],
         ['ema', { ...ok, targetEma: 1 }, /rejected: job targetEma must be a decay between 0 and 1 \(exclusive\), got 1/],
         // A cap the folder was not claimed with: the config guard refuses it, as for any other setting.
         ['capguard', { ...ok, families: ['flow'], nt: [60], sourceCap: 99 }, /holds results of a different run \(.*config\.json\): the flow settings differ.*"cap":99/s],

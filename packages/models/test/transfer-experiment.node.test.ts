@@ -175,6 +175,12 @@ describe('runTransferExperiment (synthetic)', () => {
     const slower = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--target-lr', '1e-4']).protocol;
     for (const f of ['diffusion', 'flow'] as const) expect([slower[f]!.target.lr, slower[f]!.source.lr]).toEqual([1e-4, MNIST_USPS_PRESETS.cpu[f]!.source.lr]);
     expect(bad(['--target-lr', '0'])).toThrow("--target-lr takes a learning rate above 0 and at most 1, e.g. 1e-4; got '0'");
+    // The flows' ActNorm init: the flow target budget only, and an error where no flow runs.
+    const prior = parseTransferArgs(['--source', 's', '--target', 't', '--preset', 'cpu', '--target-actnorm-prior', '256']).protocol;
+    expect([prior.flow!.target.actnormPrior, prior.flow!.source.actnormPrior, prior.diffusion!.target.actnormPrior]).toEqual([256, undefined, undefined]);
+    expect(bad(['--target-actnorm-prior', 'many'])).toThrow("--target-actnorm-prior takes a number of images >= 0, e.g. 256; got 'many'");
+    expect(bad(['--target-actnorm-prior', '256'])).toThrow("--target-actnorm-prior sets the flows' ActNorm init; this preset runs no flows");
+    expect(bad(['--preset', 'cpu', '--families', 'diffusion', '--target-actnorm-prior', '256'])).toThrow("--target-actnorm-prior sets the flows' ActNorm init; --families diffusion runs no flows");
     expect(bad(['--nt', '100,lots'])).toThrow("--nt takes whole numbers of at least 2, got 'lots'");
     expect(bad(['--arms', 'transfer,magic'])).toThrow("--arms takes distinct names of transfer, variant, baseline, matched, got 'transfer,magic'");
     expect(bad(['--arms', 'baseline,matched'])).toThrow("--arms: 'matched' needs 'transfer' or 'variant'");
