@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { MNIST_USPS_PRESETS, planTransferCells, runExperiment, runMnistUsps, type CellResult } from '@transfuse/models/node';
+import { MNIST_USPS_PRESETS, planTransferCells, runExperiment, runMnistUsps, type CellResult, type SummaryRow } from '@transfuse/models/node';
 import { useGpu } from '../../core/test/helpers.js';
 
 useGpu({ poison: false });
@@ -37,6 +37,12 @@ describe('mnist-usps presets (smoke, end to end)', () => {
     }
     expect(cells.find((c) => c.family === 'flow')!.bitsPerDim).toBeGreaterThan(0);
     expect(cells.find((c) => c.family === 'diffusion')!.bitsPerDim).toBeUndefined();
+    // The flows' held-out bits/dim are summarized like W1: per arm over seeds, paired against both baselines.
+    const flowRow = (r.summary.rows as SummaryRow[]).find((row) => row.family === 'flow' && row.nt === 'all')!;
+    expect(flowRow.arms.transfer!.bitsPerDim!.mean).toBeCloseTo(cells.find((c) => c.family === 'flow' && c.arm === 'transfer' && c.nt === 'all')!.bitsPerDim!, 10);
+    expect(flowRow.bpdVsMatched!.n).toBe(1);
+    expect((r.summary.rows as SummaryRow[]).find((row) => row.family === 'diffusion')!.bpdVsBaseline).toBeUndefined();
+    expect(md).toMatch(/Held-out bits\/dim of the flows .*\n\n\| model \| n_t \| n_s \| transfer \| baseline \| matched \| transfer - baseline \| transfer - matched \| variant \|\n\|---.*\n\| flow \| 60 \| 200 \| \d+\.\d{3} \|/);
     expect(new Set(cells.map((c) => c.ntUsed))).toEqual(new Set([60, 5103]));
     for (const f of ['results.md', 'w1.svg', 'gain.svg', 'validation.svg', 'usps-split.json']) expect(existsSync(join(out, f)), f).toBe(true);
     // A run stopped between the cells of one n_s loads the saved source model and redoes the cell.

@@ -1,7 +1,7 @@
-/** Which runs a cap cut while still improving, and which kept their first check, on cells written by hand. */
+/** Which runs a cap cut while still improving, which kept their first check, and the flows' bits/dim statistics, on cells written by hand. */
 import { describe, expect, it } from 'vitest';
 import type { TrainRecord } from '../src/experiments/families.js';
-import { runsKeptAtFirstCheck, runsKeptStart, unconvergedRuns, untrainedBaselineSeeds, type CellResult } from '../src/experiments/transfer-summary.js';
+import { likelihoodWinsBeyondSpread, runsKeptAtFirstCheck, runsKeptStart, summarize, unconvergedRuns, untrainedBaselineSeeds, type CellResult } from '../src/experiments/transfer-summary.js';
 
 const rec = (steps: number, bestStep: number): TrainRecord => ({ steps, bestStep, images: steps * 32, curve: [], seconds: 0 });
 
@@ -89,5 +89,56 @@ describe('runsKeptAtFirstCheck', () => {
     expect(untrainedBaselineSeeds(cells, { family: 'diffusion', nt: '100', ns: 100 })).toEqual([0, 1]);
     expect(untrainedBaselineSeeds(cells, { family: 'diffusion', nt: '100', ns: 60000 })).toEqual([0]);
     expect(untrainedBaselineSeeds(cells, { family: 'flow', nt: '100', ns: 100 })).toEqual([]);
+  });
+});
+
+describe('held-out bits/dim of the flows', () => {
+  // Held-out bits/dim of docs/results/cpu-actnorm/mnist-usps-conditional (n_t = 100, seeds 0-2).
+  const baseline = [8.113, 7.994, 7.956];
+  const transfer: Record<number, number[]> = { 100: [7.897, 7.929, 7.921], 60000: [7.691, 7.674, 7.646] };
+  const flowCell = (arm: CellResult['arm'], seed: number, ns: number | null, bitsPerDim: number): CellResult => ({ ...cell(arm, seed, '100', ns, rec(400, 200)), family: 'flow', bitsPerDim });
+  const cells = [0, 1, 2].flatMap((seed) => [
+    flowCell('baseline', seed, null, baseline[seed]),
+    ...[100, 60000].flatMap((ns) => [flowCell('transfer', seed, ns, transfer[ns][seed]), flowCell('matched', seed, ns, baseline[seed])]),
+  ]);
+  /** Mean and sample sd by a plain float64 loop. */
+  const meanSd = (xs: number[]) => {
+    let sum = 0;
+    for (const x of xs) sum += x;
+    const mean = sum / xs.length;
+    let ss = 0;
+    for (const x of xs) ss += (x - mean) * (x - mean);
+    return { mean, sd: Math.sqrt(ss / (xs.length - 1)) };
+  };
+
+  it('are summarized per arm and paired by seed against both baselines, like W1', () => {
+    const { rows, trends } = summarize(cells);
+    for (const ns of [100, 60000]) {
+      const row = rows.find((r) => r.ns === ns)!;
+      const t = meanSd(transfer[ns]);
+      expect(row.arms.transfer!.bitsPerDim!.mean).toBeCloseTo(t.mean, 12);
+      expect(row.arms.transfer!.bitsPerDim!.sd).toBeCloseTo(t.sd, 12);
+      expect(row.arms.baseline!.bitsPerDim!.mean).toBeCloseTo(meanSd(baseline).mean, 12);
+      const d = meanSd(transfer[ns].map((x, k) => x - baseline[k]));
+      for (const p of [row.bpdVsBaseline!, row.bpdVsMatched!]) {
+        expect(p.mean).toBeCloseTo(d.mean, 12);
+        expect(p.sd).toBeCloseTo(d.sd, 12);
+        // n_s = 100: -0.105 ± 0.097; n_s = 60,000: -0.351 ± 0.062: both beyond one sd.
+        expect(p.verdict).toBe('a lower');
+      }
+    }
+    expect(likelihoodWinsBeyondSpread(rows).map((r) => r.ns)).toEqual([100, 60000]);
+    // 7.916 ± 0.017 -> 7.670 ± 0.023: the intervals are apart.
+    expect(trends.find((x) => x.arm === 'transfer' && x.metric === 'bitsPerDim')!.trend).toBe('falling');
+  });
+
+  it('are left out where a cell has none (diffusion), and a one-seed difference is no verdict', () => {
+    const { rows, trends } = summarize([cell('baseline', 0, '100', null, rec(400, 200)), cell('transfer', 0, '100', 100, rec(400, 200), rec(1000, 800))]);
+    expect(rows[0].arms.transfer!.bitsPerDim).toBeUndefined();
+    expect(rows[0].bpdVsBaseline).toBeUndefined();
+    expect(trends.some((x) => x.metric === 'bitsPerDim')).toBe(false);
+    const one = summarize(cells.filter((c) => c.seed === 0)).rows;
+    expect(one[0].bpdVsBaseline!.verdict).toBe('within spread');
+    expect(likelihoodWinsBeyondSpread(one)).toEqual([]);
   });
 });

@@ -47,6 +47,8 @@ export interface CellResult {
 export interface ArmSummary {
   w1: Stat;
   classAccuracy?: Stat;
+  /** Flows: held-out bits/dim (lower is better). */
+  bitsPerDim?: Stat;
   totalSteps: Stat;
   totalImages: Stat;
 }
@@ -66,23 +68,35 @@ export interface SummaryRow {
   /** The same two differences of class fidelity (where every cell has one). */
   accVsBaseline?: PairedDifference;
   accVsMatched?: PairedDifference;
+  /** The same two differences of held-out bits/dim (flows). */
+  bpdVsBaseline?: PairedDifference;
+  bpdVsMatched?: PairedDifference;
 }
 
 export interface TrendRow {
   family: Family;
   nt: string;
   arm: Arm;
-  metric: 'w1' | 'classAccuracy';
+  metric: 'w1' | 'classAccuracy' | 'bitsPerDim';
   trend: Trend;
 }
 
 const key = (v: number | string | null) => String(v);
+const classAccuracy = (c: CellResult) => c.classAccuracy;
+const bitsPerDim = (c: CellResult) => c.bitsPerDim;
+
+/** A metric's mean ± sd over the cells, where every cell has it. */
+function statOf(cells: CellResult[], metric: (c: CellResult) => number | undefined): Stat | undefined {
+  const values = cells.map(metric).filter((x): x is number => x !== undefined);
+  return values.length === cells.length ? stat(values) : undefined;
+}
 
 function armSummary(cells: CellResult[]): ArmSummary {
-  const acc = cells.map((c) => c.classAccuracy).filter((x): x is number => x !== undefined);
+  const [acc, bpd] = [statOf(cells, classAccuracy), statOf(cells, bitsPerDim)];
   return {
     w1: stat(cells.map((c) => c.w1)),
-    ...(acc.length === cells.length ? { classAccuracy: stat(acc) } : {}),
+    ...(acc ? { classAccuracy: acc } : {}),
+    ...(bpd ? { bitsPerDim: bpd } : {}),
     totalSteps: stat(cells.map((c) => c.totalSteps)),
     totalImages: stat(cells.map((c) => c.totalImages)),
   };
@@ -95,8 +109,6 @@ function paired(a: CellResult[], b: CellResult[], metric: (c: CellResult) => num
   const both = a.filter((c) => bySeed.has(c.seed)).sort((x, y) => x.seed - y.seed);
   return both.length ? pairedDifference(both.map((c) => metric(c)!), both.map((c) => bySeed.get(c.seed)!)) : undefined;
 }
-
-const classAccuracy = (c: CellResult) => c.classAccuracy;
 
 export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: TrendRow[] } {
   const rows: SummaryRow[] = [];
@@ -115,8 +127,9 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
         const of = (arm: Arm) => at.filter((c) => c.arm === arm && (arm === 'baseline' || key(c.ns) === key(ns)));
         for (const arm of ARMS) if (of(arm).length) arms[arm] = armSummary(of(arm));
         const t = of(transferArm);
-        const fidelity = (other: CellResult[]) => (t.length && other.length ? paired(t, other, classAccuracy) : undefined);
-        const [accVsBaseline, accVsMatched] = [fidelity(baseline), fidelity(of('matched'))];
+        const vs = (other: CellResult[], metric: (c: CellResult) => number | undefined) => (t.length && other.length ? paired(t, other, metric) : undefined);
+        const [accVsBaseline, accVsMatched] = [vs(baseline, classAccuracy), vs(of('matched'), classAccuracy)];
+        const [bpdVsBaseline, bpdVsMatched] = [vs(baseline, bitsPerDim), vs(of('matched'), bitsPerDim)];
         rows.push({
           family,
           nt,
@@ -128,6 +141,8 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
           ...(t.length && of('matched').length ? { vsMatched: paired(t, of('matched')) } : {}),
           ...(accVsBaseline ? { accVsBaseline } : {}),
           ...(accVsMatched ? { accVsMatched } : {}),
+          ...(bpdVsBaseline ? { bpdVsBaseline } : {}),
+          ...(bpdVsMatched ? { bpdVsMatched } : {}),
         });
       }
       const mine = rows.filter((r) => r.family === family && r.nt === nt);
@@ -140,6 +155,7 @@ export function summarize(cells: CellResult[]): { rows: SummaryRow[]; trends: Tr
           const t = trendBeyondSpread(pts.map((p) => ({ ...p.classAccuracy!, mean: -p.classAccuracy!.mean })));
           trends.push({ family, nt, arm, metric: 'classAccuracy', trend: t === 'falling' ? 'rising' : t === 'rising' ? 'falling' : t });
         }
+        if (pts.every((p) => p.bitsPerDim)) trends.push({ family, nt, arm, metric: 'bitsPerDim', trend: trendBeyondSpread(pts.map((p) => p.bitsPerDim!)) });
       }
     }
   }
@@ -164,6 +180,11 @@ export function untrainedBaselineSeeds(cells: CellResult[], at: { family: Family
 /** The cells where the transfer arm's class fidelity is above both baselines' beyond seed spread. */
 export function fidelityWinsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
   return rows.filter((r) => r.accVsBaseline?.verdict === 'a higher' && r.accVsMatched?.verdict === 'a higher');
+}
+
+/** The cells where the transfer arm's held-out bits/dim are below both baselines' beyond seed spread (flows). */
+export function likelihoodWinsBeyondSpread(rows: SummaryRow[]): SummaryRow[] {
+  return rows.filter((r) => r.bpdVsBaseline?.verdict === 'a lower' && r.bpdVsMatched?.verdict === 'a lower');
 }
 
 /** A training run whose budget the report questions (see unconvergedRuns and runsKeptAtFirstCheck). */
