@@ -90,16 +90,18 @@ export function writeTransferReport(out: string, r: TransferResults): void {
     const metricName = { w1: 'W1', classAccuracy: 'class accuracy', bitsPerDim: 'held-out bits/dim' } as const;
     for (const t of r.summary.trends) lines.push(`| ${t.family} | ${t.arm} | ${t.nt} | ${metricName[t.metric]} | ${t.trend} |`);
   }
-  const fidelityWins = fidelityWinsBeyondSpread(rows);
-  if (fidelityWins.length) lines.push('', `Transfer's class fidelity is above both baselines' beyond seed spread at: ${fidelityWins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.`);
-  const likelihoodWins = likelihoodWinsBeyondSpread(rows);
-  if (likelihoodWins.length) lines.push('', `Transfer's held-out bits/dim are below both baselines' beyond seed spread at: ${likelihoodWins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)})`).join('; ')}.`);
-  const wins = winsBeyondSpread(rows);
   const untrained = (w: SummaryRow) => {
     const seeds = untrainedBaselineSeeds(r.cells, w);
     return seeds.length ? `; but in seed(s) ${seeds.join(', ')} a target-only arm kept its random initialisation, which training on the target never improved, so there it beats an untrained model` : '';
   };
-  lines.push('', wins.length ? `Transfer beats both baselines beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)}${untrained(w)})`).join('; ')}.` : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
+  /** The cells where transfer's `what` beats both baselines, each with its seed count and any untrained baseline. */
+  const winsLine = (what: string, wins: SummaryRow[]) => `${what} beyond seed spread at: ${wins.map((w) => `${w.family} n_t=${w.nt} n_s=${w.ns} (${seedCount(w)}${untrained(w)})`).join('; ')}.`;
+  const fidelityWins = fidelityWinsBeyondSpread(rows);
+  if (fidelityWins.length) lines.push('', winsLine("Transfer's class fidelity is above both baselines'", fidelityWins));
+  const likelihoodWins = likelihoodWinsBeyondSpread(rows);
+  if (likelihoodWins.length) lines.push('', winsLine("Transfer's held-out bits/dim are below both baselines'", likelihoodWins));
+  const wins = winsBeyondSpread(rows);
+  lines.push('', wins.length ? winsLine('Transfer beats both baselines', wins) : 'Transfer beats both the baseline and the compute-matched baseline beyond seed spread in no cell.');
   lines.push('', convergenceLine(unconvergedRuns(r.cells, { diffusion: c.diffusion, flow: c.flow })));
   const first = runsKeptAtFirstCheck(r.cells);
   if (first.length) {
